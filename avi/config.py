@@ -1,0 +1,34 @@
+"""The default training configuration (ml_collections), shared by binaries and notebooks."""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """A short IWAE-5 run on the embedded binarized-MNIST subset (the quick start)."""
+  c = ml_collections.ConfigDict()
+  c.method = 'iwae'
+  c.k = 5  # particles per data point in the IWAE bound
+  c.num_samples = 1  # M: samples averaged by the VAE's ELBO
+  c.dataset = 'embedded'
+  c.data_dir = ''  # '' -> $AVI_DATA_DIR
+  c.architecture = 'burda'
+  c.epochs = 30
+  c.batch_size = 100
+  c.learning_rate = 1e-3
+  c.schedule = 'constant'  # constant | cosine | burda
+  c.adam_eps = 1e-4  # Burda et al.
+  c.seed = 0
+  c.num_devices = 0  # data-parallel over this many local devices; 0 = all
+  c.checkpoint_every_steps = 0  # 0 = at the end of every epoch
+  c.log_every_steps = 50
+  c.eval_every_epochs = 0  # periodic valid/test log-likelihood; 0 = only at the end
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num_samples = 5000  # K of the importance-sampling log-likelihood
+  c.eval.periodic_num_samples = 100  # K of the periodic (per-epoch) estimates
+  c.eval.periodic_num_points = 1000
+  c.eval.batch_size = 100
+  c.eval.chunk_size = 500  # particles per chunk: bounds memory for any K
+  c.eval.iwae_ks = (5, 50)  # E[L_k] estimated from the same particles
+  c.eval.splits = ('train', 'valid', 'test')
+  c.eval.train_subset = 2000  # the train log-likelihood uses the first N train points
+  return c
