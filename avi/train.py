@@ -218,11 +218,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   checkpoint_every = config.checkpoint_every_steps or steps_per_epoch
   train_x = dataset.splits['train']
   writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
-  timing_path = os.path.join(workdir, 'timing.json')
-  train_seconds = 0.0
-  if os.path.exists(timing_path):
-    with open(timing_path) as f:
-      train_seconds = json.load(f)['train_seconds']
+  progress_path = os.path.join(workdir, 'progress.json')  # wall time and per-epoch metrics
+  progress = {'train_seconds': 0.0, 'history': {}}
+  if os.path.exists(progress_path):
+    with open(progress_path) as f:
+      progress = json.load(f)
 
   def check_finite(step):
     if not bool(state['ok']):
@@ -254,8 +254,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if done % steps_per_epoch == 0:
       check_finite(done)
       means = {k: float(v) / epoch_count for k, v in epoch_sums.items()}
+      progress['history'][str(epoch + 1)] = means
       for name, value in means.items():
-        writer.add_scalar(f'epoch/{name}', value, done // steps_per_epoch)
+        writer.add_scalar(f'epoch/{name}', value, epoch + 1)
       epoch_sums, epoch_count = None, 0
       if config.eval_every_epochs and (done // steps_per_epoch) % config.eval_every_epochs == 0:
         _periodic_eval(model, state['params'], dataset, config, writer, done // steps_per_epoch)
@@ -263,10 +264,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       check_finite(done)
       manager.save(done, args=ocp.args.StandardSave(state))
       manager.wait_until_finished()
-      _write_json(timing_path, {'train_seconds': train_seconds + time.time() - t0, 'step': done})
+      _write_json(progress_path, {**progress, 'step': done,
+                                  'train_seconds': progress['train_seconds'] + time.time() - t0})
   bar.close()
   check_finite(total_steps)
-  train_seconds += time.time() - t0 if start_step < total_steps else 0.0
+  with open(progress_path) as f:
+    progress = json.load(f)
 
   t1 = time.time()
   results = {'settings': _settings_json(config), 'versions': versions(),
@@ -287,7 +290,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       np.savez(os.path.join(workdir, 'test_per_example.npz'), **report['per_example'])
     s = report['summary']
     writer.add_scalar(f'final/{split}_log_px', s['log_px']['mean'], total_steps)
-  results['train_seconds'] = train_seconds
+  results['train_seconds'] = progress['train_seconds']
+  results['history'] = progress['history']
   results['eval_seconds'] = time.time() - t1
   writer.close()
   manager.close()

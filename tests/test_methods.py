@@ -1,0 +1,64 @@
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from avi import bounds
+from avi import methods
+from avi import networks
+from avi.log_weights import vae_log_weights
+
+
+def _setup(k=5, num_samples=1):
+  rng = np.random.default_rng(0)
+  x = (rng.random((16, 20)) < 0.3).astype(np.float32)
+  model, params = networks.init_vae(
+      jax.random.key(0), networks.Architecture((10,), 4), x)
+  config = ml_collections.ConfigDict({'k': k, 'num_samples': num_samples})
+  return model, params, jnp.asarray(x), config
+
+
+def test_unknown_method_and_bad_k():
+  model, _, _, config = _setup()
+  with pytest.raises(ValueError, match="unknown method 'nope'.*iwae.*vae"):
+    methods.build('nope', model, config)
+  with pytest.raises(ValueError, match='k .* >= 1'):
+    methods.build('iwae', model, ml_collections.ConfigDict({'k': 0, 'num_samples': 1}))
+  with pytest.raises(ValueError, match='num_samples'):
+    methods.build('vae', model, ml_collections.ConfigDict({'k': 1, 'num_samples': 0}))
+
+
+def test_losses_are_negative_bounds_of_the_same_particles():
+  model, params, x, config = _setup(k=5, num_samples=5)
+  key = jax.random.key(3)
+  log_w, z = vae_log_weights(model, params, x, key, 5)
+  assert log_w.shape == (5, 16) and z.shape == (5, 16, 4)
+  iwae_loss, metrics = methods.build('iwae', model, config)(params, x, key)
+  np.testing.assert_allclose(iwae_loss, -jnp.mean(bounds.iwae(log_w)), rtol=1e-6)
+  vae_loss, _ = methods.build('vae', model, config)(params, x, key)
+  np.testing.assert_allclose(vae_loss, -jnp.mean(bounds.elbo(log_w)), rtol=1e-6)
+  assert vae_loss >= iwae_loss
+  assert 1.0 <= metrics['ess'] <= 5.0
+
+
+def test_iwae_with_one_particle_is_the_vae():
+  model, params, x, config = _setup(k=1, num_samples=1)
+  key = jax.random.key(4)
+  g_iwae = jax.grad(lambda p: methods.build('iwae', model, config)(p, x, key)[0])(params)
+  g_vae = jax.grad(lambda p: methods.build('vae', model, config)(p, x, key)[0])(params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g_iwae, g_vae)
+
+
+def test_decoder_scores_clean_x_when_encoder_input_differs():
+  model, params, x, _ = _setup()
+  key = jax.random.key(5)
+  clean, _ = vae_log_weights(model, params, x, key, 3)
+  noisy, _ = vae_log_weights(model, params, x, key, 3, x_encoder=x + 0.5)
+  mean, scale = model.apply(params, x + 0.5, method='encode')
+  z = mean + scale * jax.random.normal(key, (3, *mean.shape))
+  from avi import distributions as dist  # pylint: disable=g-import-not-at-top
+  expected = (dist.bernoulli_log_prob(x, model.apply(params, z, method='decode'))
+              + dist.standard_normal_log_prob(z) - dist.diag_gaussian_log_prob(z, mean, scale))
+  np.testing.assert_allclose(noisy, expected, rtol=1e-5)
+  assert not np.allclose(clean, noisy)
