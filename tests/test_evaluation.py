@@ -53,7 +53,9 @@ def test_dataset_estimate_matches_log_px_and_ordering():
   assert abs(error.mean()) < 0.02, error
   expected_elbo = model.expected_elbo(data, post_mean + 0.3,
                                       jnp.broadcast_to(scale, post_mean.shape))
-  np.testing.assert_allclose(out['elbo'], expected_elbo, atol=0.1)
+  # log-weights have std ~12 under this overdispersed proposal: ELBO stderr ~0.17 per point.
+  np.testing.assert_allclose(out['elbo'], expected_elbo, atol=0.8)
+  assert abs(np.mean(out['elbo'] - expected_elbo)) < 0.2
   np.testing.assert_allclose(out['iwae1'], out['elbo'], rtol=1e-5)
   assert np.all(out['elbo'] < out['iwae10']) and np.all(out['iwae10'] < out['log_px'] + 0.01)
   np.testing.assert_allclose(out['inference_gap'], out['log_px'] - out['elbo'])
