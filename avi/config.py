@@ -19,6 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.num_devices = 0  # data-parallel over this many local devices; 0 = all
   c.checkpoint_every_steps = 0  # 0 = at the end of every epoch
+  c.keep_checkpoints = 2  # the newest ones are kept
   c.log_every_steps = 50
   c.eval_every_epochs = 0  # periodic valid/test log-likelihood; 0 = only at the end
 

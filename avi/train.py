@@ -164,10 +164,10 @@ def restore_params(workdir: str, config, dataset: data_lib.Dataset):
   return model, state['params'], int(state['step'])
 
 
-def _checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
+def _checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), 'checkpoints'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
 
 def _write_json(path: str, obj) -> None:
@@ -209,7 +209,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   run_key = jax.device_put(jax.random.fold_in(jax.random.key(config.seed), 1), replicated)
   train_step = jax.jit(make_train_step(loss_fn, tx, dataset.binarization == data_lib.DYNAMIC),
                        donate_argnums=0)
-  manager = _checkpoint_manager(workdir)
+  manager = _checkpoint_manager(workdir, config.keep_checkpoints)
   if manager.latest_step() is not None:
     state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(
         jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))

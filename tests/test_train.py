@@ -1,0 +1,166 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from avi import config as config_lib
+from avi import data
+from avi import methods
+from avi import schedules
+from avi import train
+from avi.methods import vae_iwae
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_dataset(n=120, dim=16, seed=0):
+  rng = np.random.default_rng(seed)
+  probs = rng.uniform(0.05, 0.6, dim)
+  splits = {s: (rng.random((m, dim)) < probs).astype(np.float32)
+            for s, m in (('train', n), ('valid', 40), ('test', 40))}
+  return data.Dataset('tiny', data.STATIC, splits, 'generated')
+
+
+def tiny_config(**overrides):
+  c = config_lib.get_config()
+  c.epochs, c.batch_size, c.k = 3, 20, 3
+  c.log_every_steps = 4
+  c.eval.num_samples, c.eval.chunk_size, c.eval.iwae_ks = 50, 50, (5,)
+  c.eval.train_subset = 40
+  c.update(overrides)
+  return c
+
+
+def test_burda_schedule():
+  sched = schedules.burda_schedule(steps_per_epoch=10)
+  assert schedules.burda_num_epochs() == 3280
+  np.testing.assert_allclose(sched(0), 1e-3)
+  np.testing.assert_allclose(sched(9), 1e-3)  # stage 0: 1 epoch
+  np.testing.assert_allclose(sched(10), 1e-3 * 10**(-1 / 7), rtol=1e-5)  # stage 1: epochs 1-3
+  np.testing.assert_allclose(sched(39), 1e-3 * 10**(-1 / 7), rtol=1e-5)
+  np.testing.assert_allclose(sched(40), 1e-3 * 10**(-2 / 7), rtol=1e-5)  # stage 2 from epoch 4
+  np.testing.assert_allclose(sched(1093 * 10), 1e-3 * 10**(-7 / 7), rtol=1e-4)  # last stage
+  with pytest.raises(ValueError, match='unknown schedule'):
+    schedules.make_schedule('step', 1e-3, 10, 100)
+
+
+def test_training_improves_the_bound_and_writes_results(tmp_path):
+  results = train.train_and_evaluate(tiny_config(epochs=6), str(tmp_path), tiny_dataset(),
+                                     log=lambda s: None)
+  history = results['history']
+  assert history['6']['loss'] < history['1']['loss']
+  test = results['evaluation']['test']
+  assert test['elbo']['mean'] <= test['iwae5']['mean'] <= test['log_px']['mean']
+  assert set(results['evaluation']) == {'train', 'valid', 'test'}
+  on_disk = json.load(open(tmp_path / 'results.json'))
+  assert on_disk['evaluation']['test']['log_px'] == test['log_px']
+  assert on_disk['dataset']['binarization'] == 'static'
+  assert os.path.isdir(tmp_path / 'tensorboard') and os.path.isdir(tmp_path / 'checkpoints')
+  print(train.results_table(results))
+
+
+def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
+  dataset = tiny_dataset()
+  config = tiny_config(checkpoint_every_steps=4, keep_checkpoints=10)
+  straight = train.train_and_evaluate(config, str(tmp_path / 'a'), dataset, log=lambda s: None)
+  # Run b to the end, then roll it back to its checkpoint at step 8 (mid-epoch 2) and resume.
+  train.train_and_evaluate(config, str(tmp_path / 'b'), dataset, log=lambda s: None)
+  ckpts = tmp_path / 'b' / 'checkpoints'
+  for step in os.listdir(ckpts):
+    if step.isdigit() and int(step) > 8:
+      subprocess.run(['rm', '-r', str(ckpts / step)], check=True)
+  assert sorted(int(s) for s in os.listdir(ckpts) if s.isdigit()) == [4, 8]
+  messages = []
+  resumed = train.train_and_evaluate(config, str(tmp_path / 'b'), dataset, log=messages.append)
+  assert messages == [f'resumed from step 8 in {tmp_path / "b"}']
+  assert resumed['evaluation'] == straight['evaluation']
+
+
+def test_workdir_with_other_settings_is_refused(tmp_path):
+  train.train_and_evaluate(tiny_config(epochs=1), str(tmp_path), tiny_dataset(), log=print)
+  with pytest.raises(ValueError, match='different settings.*k'):
+    train.train_and_evaluate(tiny_config(epochs=1, k=4), str(tmp_path), tiny_dataset())
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('k', 0, 'k must be an integer >= 1'), ('batch_size', 0, 'batch_size must be'),
+    ('method', 'elbo2', "unknown method 'elbo2'"), ('architecture', 'big', 'unknown architecture'),
+    ('batch_size', 500, 'exceeds the 120 train examples'),
+])
+def test_bad_config(tmp_path, field, value, message):
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path), tiny_dataset())
+
+
+@methods.register('test_nan_on_marker_pair')
+def _make_nan_method(model, config):
+  """IWAE, but NaN when a batch holds both marker examples (all ones; first half ones)."""
+  iwae = vae_iwae.make_iwae(model, config)
+
+  def loss_fn(params, batch, rng):
+    loss, metrics = iwae(params, batch, rng)
+    half = batch.shape[1] // 2
+    a = jnp.any(jnp.all(batch == 1.0, axis=-1))
+    b = jnp.any(jnp.all(batch[:, :half] == 1.0, axis=-1) & jnp.all(batch[:, half:] == 0.0, -1))
+    return jnp.where(a & b, jnp.nan, loss), metrics
+
+  return loss_fn
+
+
+def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+  dataset, config = tiny_dataset(), tiny_config(method='test_nan_on_marker_pair', epochs=4)
+  batches = lambda e: train.epoch_order(config.seed, e, 120).reshape(6, 20)
+  same_batch = lambda e, i, j: any(i in b and j in b for b in batches(e))
+  # Two examples that first share a batch in epoch 3 (index 2).
+  i, j = next((i, j) for b in batches(2) for i in b for j in b
+              if i < j and not same_batch(0, i, j) and not same_batch(1, i, j))
+  dataset.splits['train'][i] = 1.0
+  dataset.splits['train'][j] = 0.0
+  dataset.splits['train'][j, :8] = 1.0
+  bad_step = 2 * 6 + next(n for n, b in enumerate(batches(2)) if i in b)
+  with pytest.raises(train.NonFiniteLossError,
+                     match=f'at step {bad_step} .*last good checkpoint: step 12'):
+    train.train_and_evaluate(config, str(tmp_path), dataset)
+  checkpoints = sorted(int(s) for s in os.listdir(tmp_path / 'checkpoints') if s.isdigit())
+  assert checkpoints[-1] == 12
+  _, params, step = train.restore_params(str(tmp_path), config, dataset)
+  assert step == 12 and all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+  assert not os.path.exists(tmp_path / 'results.json')
+
+
+def test_one_and_four_devices_give_the_same_trajectory():
+  """Data parallelism over 4 forced CPU devices reproduces the 1-device run."""
+  script = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import jax, numpy as np
+from test_train import tiny_config, tiny_dataset
+from avi import train
+assert jax.device_count() == 4, jax.devices()
+out = {{}}
+for n in (1, 4):
+  r = train.train_and_evaluate(tiny_config(num_devices=n, epochs=4), {tmp!r} + str(n),
+                               tiny_dataset(), log=lambda s: None)
+  out[n] = {{'history': r['history'], 'test': r['evaluation']['test']['log_px']['mean']}}
+print(json.dumps(out))
+"""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  tmp = tempfile.mkdtemp()
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
+             JAX_PLATFORMS='cpu')
+  proc = subprocess.run([sys.executable, '-c', script.format(tests=os.path.join(ROOT, 'tests'),
+                                                             tmp=tmp + '/run')],
+                        capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  one, four = out['1'], out['4']
+  for epoch in one['history']:
+    np.testing.assert_allclose(four['history'][epoch]['loss'], one['history'][epoch]['loss'],
+                               rtol=1e-4)
+  np.testing.assert_allclose(four['test'], one['test'], rtol=1e-4)
