@@ -117,16 +117,25 @@ def encoder_statistics(encode_fn: Callable[[jax.Array], tuple[jax.Array, jax.Arr
           'latent_dim': int(means.shape[1])}
 
 
+def usable_iwae_ks(iwae_ks: Sequence[int], num_samples: int, chunk_size: int) -> tuple[int, ...]:
+  """The k of `iwae_ks` that `chunked_estimates` can estimate with these K and chunk size."""
+  chunk = min(chunk_size, num_samples)
+  return tuple(k for k in iwae_ks if chunk % k == 0)
+
+
 def evaluate_vae(model, params, data: np.ndarray, key: jax.Array, num_samples: int = 5000,
                  batch_size: int = 100, chunk_size: int = 500, iwae_ks: Sequence[int] = (),
                  sharding=None) -> dict:
-  """The full report for a Flax VAE on `data` `[N, P]`: summaries plus per-example arrays."""
+  """The full report for a Flax VAE on `data` `[N, P]`: summaries plus per-example arrays.
+
+  Bounds L_k whose k does not divide min(chunk_size, num_samples) are left out.
+  """
 
   def log_weights_fn(k, x, n):
     return vae_log_weights(model, params, x, k, n)[0]
 
-  per_example = evaluate_dataset(log_weights_fn, data, key, num_samples, batch_size,
-                                 chunk_size, iwae_ks, sharding)
+  per_example = evaluate_dataset(log_weights_fn, data, key, num_samples, batch_size, chunk_size,
+                                 usable_iwae_ks(iwae_ks, num_samples, chunk_size), sharding)
   summary = {name: mean_and_stderr(v) for name, v in per_example.items()}
   summary.update(encoder_statistics(
       lambda x: model.apply(params, x, method='encode'), data))

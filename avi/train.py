@@ -234,7 +234,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   t0 = time.time()
   order, epoch_of_order = None, -1
-  epoch_sums, epoch_count = None, 0
+  # Metric sums of the current epoch; a mid-epoch checkpoint stores them so that a resumed
+  # run reports the same epoch means.
+  partial = progress.pop('partial_epoch', None) if start_step % steps_per_epoch else None
+  epoch_sums = ({k: jnp.float32(v) for k, v in partial['sums'].items()} if partial else None)
+  epoch_count = partial['count'] if partial else 0
   bar = tqdm.tqdm(total=total_steps, initial=start_step, desc='train', disable=None)
   for step in range(start_step, total_steps):
     epoch, i = divmod(step, steps_per_epoch)
@@ -264,7 +268,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       check_finite(done)
       manager.save(done, args=ocp.args.StandardSave(state))
       manager.wait_until_finished()
-      _write_json(progress_path, {**progress, 'step': done,
+      partial = ({'sums': {k: float(v) for k, v in epoch_sums.items()}, 'count': epoch_count}
+                 if epoch_sums is not None else None)
+      _write_json(progress_path, {**progress, 'step': done, 'partial_epoch': partial,
                                   'train_seconds': progress['train_seconds'] + time.time() - t0})
   bar.close()
   check_finite(total_steps)

@@ -9,6 +9,7 @@ import os
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import ml_collections
 
@@ -24,6 +25,7 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the evaluation particles.')
 
 
 def main(argv):
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   del argv
   path = os.path.join(_WORKDIR.value, 'config.json')
   if not os.path.exists(path):

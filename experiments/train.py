@@ -9,6 +9,7 @@ Re-running with the same --workdir resumes from its last checkpoint.
 """
 from absl import app
 from absl import flags
+from absl import logging
 
 from avi import config as config_lib
 from avi import train
@@ -47,6 +48,7 @@ def get_config():
 
 
 def main(argv):
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   results = train.train_and_evaluate(get_config(), _WORKDIR.value)
