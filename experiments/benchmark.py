@@ -1,0 +1,132 @@
+r"""Training-step and evaluation throughput, as fractions of this machine's matmul peak.
+
+  python -m experiments.benchmark --json=runs/benchmark.json
+
+FLOPs come from XLA's cost analysis of the compiled step (evaluation: of one
+chunk, times the number of chunks); the peak is the best float32 matmul rate
+measured in the same process.
+"""
+import json
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from avi import evaluation
+from avi import methods
+from avi import networks
+from avi import train
+from avi.log_weights import vae_log_weights
+
+_JSON = flags.DEFINE_string('json', None, 'Also write the results here as JSON.')
+_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['20', '100'], 'Training batch sizes.')
+_KS = flags.DEFINE_list('ks', ['1', '5', '50'], 'IWAE K of the training steps.')
+_EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'K of the evaluation benchmark.')
+_EVAL_POINTS = flags.DEFINE_integer('eval_points', 200, 'Data points timed for evaluation.')
+_MIN_SECONDS = flags.DEFINE_float('min_seconds', 2.0, 'Minimum timed duration per row.')
+
+
+def flops_of(fn, *args) -> float:
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost['flops'])
+
+
+def time_it(fn, min_seconds: float) -> float:
+  """Seconds per call of `fn()` (which must block), after one warm-up call."""
+  fn()
+  calls, start = 0, time.perf_counter()
+  while True:
+    fn()
+    calls += 1
+    elapsed = time.perf_counter() - start
+    if elapsed >= min_seconds and calls >= 3:
+      return elapsed / calls
+
+
+def matmul_peak_gflops(min_seconds: float) -> float:
+  best = 0.0
+  for n in (1024, 2048, 4096):
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    mm = jax.jit(lambda a: a @ a)
+    seconds = time_it(lambda: mm(a).block_until_ready(), min_seconds)
+    best = max(best, 2 * n**3 / seconds / 1e9)
+  return best
+
+
+def burda_model(rng: np.random.Generator):
+  x = (rng.random((1000, 784)) < 0.13).astype(np.float32)
+  model, params = networks.init_vae(jax.random.key(0), networks.PRESETS['burda'], x)
+  return model, params, x
+
+
+def train_row(model, params, x, batch_size: int, k: int, peak: float, min_seconds: float) -> dict:
+  config = ml_collections.ConfigDict({'k': k, 'num_samples': 1, 'schedule': 'constant',
+                                      'learning_rate': 1e-3, 'adam_eps': 1e-4})
+  tx = train.make_optimizer(config, 1, 1)
+  step = train.make_train_step(methods.build('iwae', model, config), tx, False)
+  state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
+           'ok': jnp.array(True)}
+  batch, key = jnp.asarray(x[:batch_size]), jax.random.key(1)
+  flops = flops_of(step, state, batch, key)
+  jitted = jax.jit(step)
+  seconds = time_it(lambda: jax.block_until_ready(jitted(state, batch, key)), min_seconds)
+  return {'batch_size': batch_size, 'k': k, 'step_seconds': seconds,
+          'examples_per_second': batch_size / seconds, 'gflops_per_step': flops / 1e9,
+          'fraction_of_peak': flops / seconds / 1e9 / peak}
+
+
+def eval_row(model, params, x, k: int, num_points: int, peak: float) -> dict:
+  batch_size, chunk = 100, 100
+
+  def log_weights_fn(key, xx, n):
+    return vae_log_weights(model, params, xx, key, n)[0]
+
+  chunk_flops = flops_of(lambda xx, key: log_weights_fn(key, xx, chunk),
+                         jnp.asarray(x[:batch_size]), jax.random.key(0))
+  flops_per_point = chunk_flops * (k / chunk) / batch_size
+  data = x[:num_points]
+  run = lambda: evaluation.evaluate_dataset(log_weights_fn, data, jax.random.key(2), k,
+                                            batch_size, chunk)
+  run()  # compile
+  start = time.perf_counter()
+  run()
+  seconds = time.perf_counter() - start
+  return {'k': k, 'points_per_second': num_points / seconds,
+          'seconds_per_10000_points': 10_000 * seconds / num_points,
+          'fraction_of_peak': flops_per_point * num_points / seconds / 1e9 / peak}
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  peak = matmul_peak_gflops(_MIN_SECONDS.value)
+  print(f'float32 matmul peak: {peak:.1f} GFLOP/s on {jax.devices()[0].device_kind} '
+        f'({jax.device_count()} device(s))')
+  model, params, x = burda_model(np.random.default_rng(0))
+  rows = []
+  print('| batch | K | step (ms) | examples/s | GFLOP/step | fraction of peak |')
+  print('|---|---|---|---|---|---|')
+  for b in map(int, _BATCH_SIZES.value):
+    for k in map(int, _KS.value):
+      r = train_row(model, params, x, b, k, peak, _MIN_SECONDS.value)
+      rows.append(r)
+      print(f'| {b} | {k} | {1e3 * r["step_seconds"]:.2f} | {r["examples_per_second"]:.0f} | '
+            f'{r["gflops_per_step"]:.3f} | {r["fraction_of_peak"]:.1%} |')
+  ev = eval_row(model, params, x, _EVAL_K.value, _EVAL_POINTS.value, peak)
+  print(f'evaluation K={ev["k"]}: {ev["points_per_second"]:.1f} points/s '
+        f'({ev["seconds_per_10000_points"]:.0f} s per 10,000 points), '
+        f'{ev["fraction_of_peak"]:.1%} of peak')
+  if _JSON.value:
+    with open(_JSON.value, 'w') as f:
+      json.dump({'peak_gflops': peak, 'device': jax.devices()[0].device_kind,
+                 'jax': jax.__version__, 'train': rows, 'eval': [ev]}, f, indent=2)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,22 @@
+"""Notebooks execute top to bottom at reduced size (parameters overridden in their first cells)."""
+import os
+
+import nbformat
+import pytest
+
+nbclient = pytest.importorskip('nbclient')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def execute(name, overrides, tmp_path):
+  nb = nbformat.read(os.path.join(ROOT, 'notebooks', name), as_version=4)
+  params = next(c for c in nb.cells if c.source.startswith('# Parameters'))
+  params.source += '\n' + '\n'.join(f'{k} = {v!r}' for k, v in overrides.items())
+  nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',
+                          resources={'metadata': {'path': str(tmp_path)}}).execute()
+  return nb
+
+
+def test_quickstart_notebook(tmp_path):
+  execute('quickstart.ipynb', {'EPOCHS': 1, 'EVAL_K': 100, 'WORKDIR': str(tmp_path / 'run')},
+          tmp_path)
