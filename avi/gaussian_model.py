@@ -14,7 +14,6 @@ import jax.numpy as jnp
 from jax.scipy import stats
 
 from avi import bounds
-from avi import distributions as dist
 
 DEFAULT_PROPOSAL_VAR = 2.0 / 3.0
 
@@ -78,13 +77,21 @@ def log_weights(params: dict, x: jax.Array, key: jax.Array, num_particles: int,
   With `stop_q_grad`, log q is evaluated with phi held fixed while z keeps its
   reparameterized path: the log-weight that STL and DReG differentiate.
   """
+  eps = jax.random.normal(key, (num_particles, *x.shape), x.dtype)
+  return log_weights_from_noise(params, x, eps, proposal_var, stop_q_grad)
+
+
+def log_weights_from_noise(params: dict, x: jax.Array, eps: jax.Array,
+                           proposal_var: float = DEFAULT_PROPOSAL_VAR,
+                           stop_q_grad: bool = False) -> jax.Array:
+  """`log_weights` at z = A x + b + sigma_q eps for given standard-normal eps `[K, N, D]`."""
   mean = x @ params['A'].T + params['b']
-  scale = jnp.sqrt(proposal_var) * jnp.ones_like(mean)
-  z = dist.diag_gaussian_sample(key, mean, scale, num_particles)
+  scale = jnp.sqrt(proposal_var)
+  z = mean + scale * eps
   q_mean = jax.lax.stop_gradient(mean) if stop_q_grad else mean
-  log_joint = (dist.diag_gaussian_log_prob(z, params['mu'], jnp.ones_like(z))
-               + dist.diag_gaussian_log_prob(x, z, jnp.ones_like(z)))
-  return log_joint - dist.diag_gaussian_log_prob(z, q_mean, scale)
+  # Unit-variance Gaussians: log N(z; mu, I) + log N(x; z, I) - log N(z; q_mean, scale^2 I).
+  log_joint = (stats.norm.logpdf(z, params['mu']).sum(-1) + stats.norm.logpdf(x, z).sum(-1))
+  return log_joint - stats.norm.logpdf(z, q_mean, scale).sum(-1)
 
 
 def expected_elbo(params: dict, x: jax.Array, proposal_var: float = DEFAULT_PROPOSAL_VAR,

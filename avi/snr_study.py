@@ -43,11 +43,13 @@ def gradient_fn(name: str, x: jax.Array, budget: int,
 
   def fn(params, key):
     # One set of particles: IWAE's gradient for theta, the surrogate's for phi.
+    eps = jax.random.normal(key, (num_particles, *x.shape), x.dtype)
+
     def objective(theta, phi):
-      log_w = gm.log_weights({**jax.lax.stop_gradient(phi), **theta}, x, key, num_particles,
-                             proposal_var)
-      log_w_phi = gm.log_weights({**jax.lax.stop_gradient(theta), **phi}, x, key,
-                                 num_particles, proposal_var, stop_q_grad=True)
+      log_w = gm.log_weights_from_noise({**jax.lax.stop_gradient(phi), **theta}, x, eps,
+                                        proposal_var)
+      log_w_phi = gm.log_weights_from_noise({**jax.lax.stop_gradient(theta), **phi}, x, eps,
+                                            proposal_var, stop_q_grad=True)
       return jnp.mean(jax.nn.logsumexp(log_w, 0)) + jnp.mean(surrogate(log_w_phi))
 
     g_theta, g_phi = jax.grad(objective, argnums=(0, 1))(
