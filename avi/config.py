@@ -7,7 +7,8 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = 'iwae'
   c.k = 5  # particles per data point in the IWAE bound
-  c.num_samples = 1  # M: samples averaged by the VAE's ELBO
+  c.num_samples = 1  # M: samples averaged by the VAE's ELBO (and MIWAE/PIWAE's outer M)
+  c.ciwae_beta = 0.5  # CIWAE's weight on the ELBO
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'

@@ -19,7 +19,9 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/quickstart', 'Checkpoints, Tenso
 _OVERRIDES = {
     'method': flags.DEFINE_string('method', None, f'Training objective [{_DEFAULTS.method}].'),
     'k': flags.DEFINE_integer('k', None, f'Particles K of the IWAE bound [{_DEFAULTS.k}].'),
-    'num_samples': flags.DEFINE_integer('num_samples', None, 'M samples of the VAE ELBO [1].'),
+    'num_samples': flags.DEFINE_integer('num_samples', None,
+                                        'M: samples of the VAE ELBO, outer M of MIWAE/PIWAE [1].'),
+    'ciwae_beta': flags.DEFINE_float('ciwae_beta', None, 'CIWAE weight on the ELBO [0.5].'),
     'dataset': flags.DEFINE_string('dataset', None, 'Dataset name or .npz path [embedded].'),
     'data_dir': flags.DEFINE_string('data_dir', None, 'Local data files [$AVI_DATA_DIR].'),
     'architecture': flags.DEFINE_string('architecture', None, 'burda | rem | avo [burda].'),

@@ -62,3 +62,56 @@ def test_decoder_scores_clean_x_when_encoder_input_differs():
               + dist.standard_normal_log_prob(z) - dist.diag_gaussian_log_prob(z, mean, scale))
   np.testing.assert_allclose(noisy, expected, rtol=1e-5)
   assert not np.allclose(clean, noisy)
+
+
+def _grads(name, config, params, model, x, key):
+  return jax.grad(lambda p: methods.build(name, model, config)(p, x, key)[0])(params)
+
+
+def _close(a, b, **kw):
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, **kw), a, b)
+
+
+def test_tighter_bound_methods_reduce_to_iwae_and_vae():
+  model, params, x, _ = _setup()
+  key = jax.random.key(6)
+  iwae4 = _grads('iwae', ml_collections.ConfigDict({'k': 4, 'num_samples': 1}), params, model, x,
+                 key)
+  one_by_four = ml_collections.ConfigDict({'k': 4, 'num_samples': 1, 'ciwae_beta': 0.0})
+  for name in ('miwae', 'piwae', 'ciwae'):  # M = 1 / beta = 0: all are IWAE-4
+    _close(_grads(name, one_by_four, params, model, x, key), iwae4, rtol=1e-4, atol=1e-6)
+  vae4 = _grads('vae', ml_collections.ConfigDict({'k': 1, 'num_samples': 4}), params, model, x,
+                key)
+  four_by_one = ml_collections.ConfigDict({'k': 1, 'num_samples': 4})
+  _close(_grads('miwae', four_by_one, params, model, x, key), vae4, rtol=1e-4, atol=1e-6)
+  beta_one = ml_collections.ConfigDict({'k': 4, 'num_samples': 1, 'ciwae_beta': 1.0})
+  _close(_grads('ciwae', beta_one, params, model, x, key),
+         _grads('vae', ml_collections.ConfigDict({'k': 1, 'num_samples': 4}), params, model, x,
+                key), rtol=1e-4, atol=1e-6)
+  with pytest.raises(ValueError, match='beta'):
+    methods.build('ciwae', model, ml_collections.ConfigDict(
+        {'k': 4, 'num_samples': 1, 'ciwae_beta': 2.0}))
+
+
+def test_piwae_routes_different_objectives():
+  model, params, x, _ = _setup()
+  key = jax.random.key(7)
+  config = ml_collections.ConfigDict({'k': 2, 'num_samples': 3})
+  piwae = _grads('piwae', config, params, model, x, key)
+  miwae = _grads('miwae', config, params, model, x, key)
+  iwae6 = _grads('iwae', ml_collections.ConfigDict({'k': 6, 'num_samples': 1}), params, model, x,
+                 key)
+  _close(piwae['params']['decoder'], iwae6['params']['decoder'], rtol=1e-4, atol=1e-6)
+  _close(piwae['params']['encoder'], miwae['params']['encoder'], rtol=1e-4, atol=1e-6)
+
+
+def test_stl_and_dreg_keep_the_iwae_decoder_gradient():
+  model, params, x, _ = _setup()
+  key = jax.random.key(8)
+  config = ml_collections.ConfigDict({'k': 5, 'num_samples': 1})
+  iwae = _grads('iwae', config, params, model, x, key)
+  for name in ('iwae_stl', 'iwae_dreg'):
+    g = _grads(name, config, params, model, x, key)
+    _close(g['params']['decoder'], iwae['params']['decoder'], rtol=1e-4, atol=1e-6)
+    enc, ref = g['params']['encoder']['mean']['kernel'], iwae['params']['encoder']['mean']['kernel']
+    assert not np.allclose(enc, ref, rtol=1e-3)

@@ -48,4 +48,5 @@ def build(name: str, model: Any, config: Any) -> LossFn:
 
 
 # Importing the modules registers their methods.
+from avi.methods import tighter_bounds  # noqa: E402,F401
 from avi.methods import vae_iwae  # noqa: E402,F401
