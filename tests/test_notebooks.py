@@ -20,3 +20,8 @@ def execute(name, overrides, tmp_path):
 def test_quickstart_notebook(tmp_path):
   execute('quickstart.ipynb', {'EPOCHS': 1, 'EVAL_K': 100, 'WORKDIR': str(tmp_path / 'run')},
           tmp_path)
+
+
+def test_snr_notebook(tmp_path):
+  execute('snr_analysis.ipynb', {'DIM': 4, 'NUM_DATA': 32, 'NUM_ESTIMATES': 400,
+                                 'BUDGETS': [1, 10, 100]}, tmp_path)
