@@ -96,20 +96,28 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
-def _eval_splits(dataset: data_lib.Dataset, config) -> dict[str, np.ndarray]:
-  out = {}
+def evaluate_splits(model, params, dataset: data_lib.Dataset, config, key: jax.Array,
+                    sharding=None) -> dict[str, dict]:
+  """`evaluation.evaluate_vae` on each of `config.eval.splits` the dataset has.
+
+  `train` is cut to its first `config.eval.train_subset` points; dynamic datasets
+  are scored on one fixed Bernoulli draw of the images (seeded by `config.seed`).
+  Split s uses key fold_in(key, index of s in data.SPLITS).
+  """
+  reports = {}
   for split in config.eval.splits:
-    if split in dataset.splits:
-      x = dataset.splits[split]
-      out[split] = x[:config.eval.train_subset] if split == 'train' else x
-  return out
-
-
-def _binarized_for_eval(x: np.ndarray, dataset: data_lib.Dataset, seed: int) -> np.ndarray:
-  """Dynamic datasets are evaluated on one fixed Bernoulli draw of the test images."""
-  if dataset.binarization == data_lib.STATIC:
-    return x
-  return (np.random.default_rng([seed, 2**31 - 1]).random(x.shape) < x).astype(np.float32)
+    if split not in dataset.splits:
+      continue
+    x = dataset.splits[split]
+    if split == 'train':
+      x = x[:config.eval.train_subset]
+    if dataset.binarization == data_lib.DYNAMIC:
+      x = (np.random.default_rng([config.seed, 2**31 - 1]).random(x.shape) < x).astype(np.float32)
+    reports[split] = evaluation.evaluate_vae(
+        model, params, x, jax.random.fold_in(key, data_lib.SPLITS.index(split)),
+        config.eval.num_samples, config.eval.batch_size, config.eval.chunk_size,
+        config.eval.iwae_ks, sharding)
+  return reports
 
 
 def _check_config(config) -> None:
@@ -283,19 +291,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                          'binarization': dataset.binarization,
                          'sizes': {k: len(v) for k, v in dataset.splits.items()}},
              'steps': total_steps, 'evaluation': {}}
-  eval_key = jax.random.fold_in(jax.random.key(config.seed), 2)
-  for split, x in _eval_splits(dataset, config).items():
-    report = evaluation.evaluate_vae(
-        model, state['params'], _binarized_for_eval(x, dataset, config.seed),
-        jax.random.fold_in(eval_key, data_lib.SPLITS.index(split)), config.eval.num_samples,
-        config.eval.batch_size, config.eval.chunk_size, config.eval.iwae_ks,
-        sharding=NamedSharding(mesh, P('data')) if config.eval.batch_size % mesh.size == 0
-        else None)
+  sharding = (NamedSharding(mesh, P('data')) if config.eval.batch_size % mesh.size == 0
+              else None)
+  reports = evaluate_splits(model, state['params'], dataset, config,
+                            jax.random.fold_in(jax.random.key(config.seed), 2), sharding)
+  for split, report in reports.items():
     results['evaluation'][split] = report['summary']
-    if split == 'test':
-      np.savez(os.path.join(workdir, 'test_per_example.npz'), **report['per_example'])
-    s = report['summary']
-    writer.add_scalar(f'final/{split}_log_px', s['log_px']['mean'], total_steps)
+    writer.add_scalar(f'final/{split}_log_px', report['summary']['log_px']['mean'], total_steps)
+  if 'test' in reports:
+    np.savez(os.path.join(workdir, 'test_per_example.npz'), **reports['test']['per_example'])
   results['train_seconds'] = progress['train_seconds']
   results['history'] = progress['history']
   results['eval_seconds'] = time.time() - t1
@@ -306,15 +310,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _periodic_eval(model, params, dataset, config, writer, epoch: int) -> None:
-  key = jax.random.fold_in(jax.random.key(config.seed), 3)
-  for split in ('valid', 'test'):
-    if split in dataset.splits:
-      x = dataset.splits[split][:config.eval.periodic_num_points]
-      report = evaluation.evaluate_vae(
-          model, params, _binarized_for_eval(x, dataset, config.seed),
-          jax.random.fold_in(key, epoch), config.eval.periodic_num_samples,
-          config.eval.batch_size, min(config.eval.chunk_size, config.eval.periodic_num_samples))
-      writer.add_scalar(f'epoch/{split}_log_px', report['summary']['log_px']['mean'], epoch)
+  """Valid/test log-likelihood on a subset with few particles, logged to TensorBoard."""
+  periodic = ml_collections.ConfigDict(config.to_dict())
+  periodic.eval.splits = ('valid', 'test')
+  periodic.eval.num_samples = config.eval.periodic_num_samples
+  periodic.eval.chunk_size = min(config.eval.chunk_size, config.eval.periodic_num_samples)
+  subset = data_lib.Dataset(dataset.name, dataset.binarization, {
+      s: x[:config.eval.periodic_num_points] for s, x in dataset.splits.items()}, dataset.source)
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 3), epoch)
+  for split, report in evaluate_splits(model, params, subset, periodic, key).items():
+    writer.add_scalar(f'epoch/{split}_log_px', report['summary']['log_px']['mean'], epoch)
 
 
 def results_table(results: dict) -> str:

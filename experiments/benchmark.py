@@ -18,8 +18,11 @@ import ml_collections
 import numpy as np
 
 from avi import evaluation
+from avi import gaussian_model as gm
+from avi import gradients
 from avi import methods
 from avi import networks
+from avi import snr_study
 from avi import train
 from avi.log_weights import vae_log_weights
 
@@ -29,6 +32,7 @@ _KS = flags.DEFINE_list('ks', ['1', '5', '50'], 'IWAE K of the training steps.')
 _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'K of the evaluation benchmark.')
 _EVAL_POINTS = flags.DEFINE_integer('eval_points', 200, 'Data points timed for evaluation.')
 _MIN_SECONDS = flags.DEFINE_float('min_seconds', 2.0, 'Minimum timed duration per row.')
+_SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 
 
 def flops_of(fn, *args) -> float:
@@ -102,6 +106,40 @@ def eval_row(model, params, x, k: int, num_points: int, peak: float) -> dict:
           'fraction_of_peak': flops_per_point * num_points / seconds / 1e9 / peak}
 
 
+def raw_normal_rate(min_seconds: float, shape=(200, 1024, 20)) -> float:
+  """jax.random.normal draws per second (the default threefry key), written to memory."""
+  draw = jax.jit(lambda k: jax.random.normal(k, shape))
+  seconds = time_it(lambda: draw(jax.random.key(0)).block_until_ready(), min_seconds)
+  return float(np.prod(shape)) / seconds
+
+
+def snr_rows(min_seconds: float, dim: int = 20, num_data: int = 1024) -> dict:
+  """Particle-coordinate draws per second of each SNR estimator, gradients included.
+
+  Projects the wall time of the default sweep of experiments.snr (R = 10^4, budgets
+  1..1000, four estimators plus the reference cell).
+  """
+  raw = raw_normal_rate(min_seconds)
+  problem = gm.make_problem(jax.random.key(0), dim, num_data)
+  budgets = (1, 3, 10, 30, 100, 300, 1000)
+  rows, projected = [], 0.0
+  for name in snr_study.ESTIMATORS:
+    for budget in (10, 100, 1000):
+      fn = snr_study.gradient_fn(name, problem.x, budget)
+      chunk = snr_study.draws_per_chunk(budget, num_data, dim)
+      num_draws = max(chunk, 2)
+      sample = jax.jit(gradients.sample, static_argnums=(0, 3, 4))
+      seconds = time_it(lambda: jax.block_until_ready(  # pylint: disable=cell-var-from-loop
+          sample(fn, problem.params, jax.random.key(1), num_draws, chunk)), min_seconds)
+      rate = num_draws * budget * num_data * dim / seconds
+      rows.append({'estimator': name, 'budget': budget, 'coords_per_second': rate,
+                   'fraction_of_raw_normal': rate / raw})
+    rate = np.mean([r['coords_per_second'] for r in rows if r['estimator'] == name])
+    cells = sum(budgets) + (1000 if name == 'iwae' else 0)  # + the reference E[Delta_{1,1000}]
+    projected += 10_000 * num_data * dim * cells / rate
+  return {'raw_normal_per_second': raw, 'rows': rows, 'projected_sweep_seconds': projected}
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -122,10 +160,21 @@ def main(argv):
   print(f'evaluation K={ev["k"]}: {ev["points_per_second"]:.1f} points/s '
         f'({ev["seconds_per_10000_points"]:.0f} s per 10,000 points), '
         f'{ev["fraction_of_peak"]:.1%} of peak')
+  out = {'peak_gflops': peak, 'device': jax.devices()[0].device_kind, 'jax': jax.__version__,
+         'train': rows, 'eval': [ev]}
+  if _SNR.value:
+    out['snr'] = snr_rows(_MIN_SECONDS.value)
+    print(f'raw jax.random.normal: {out["snr"]["raw_normal_per_second"] / 1e6:.0f} M draws/s')
+    print('| estimator | budget MK | M coords/s | fraction of raw normal |')
+    print('|---|---|---|---|')
+    for r in out['snr']['rows']:
+      print(f'| {r["estimator"]} | {r["budget"]} | {r["coords_per_second"] / 1e6:.1f} | '
+            f'{r["fraction_of_raw_normal"]:.0%} |')
+    print(f'projected default SNR sweep (R=10^4, D=20, N=1024): '
+          f'{out["snr"]["projected_sweep_seconds"] / 3600:.1f} h')
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
-      json.dump({'peak_gflops': peak, 'device': jax.devices()[0].device_kind,
-                 'jax': jax.__version__, 'train': rows, 'eval': [ev]}, f, indent=2)
+      json.dump(out, f, indent=2)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,6 @@ import jax
 import ml_collections
 
 from avi import data as data_lib
-from avi import evaluation
 from avi import train
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A directory written by experiments.train.',
@@ -38,17 +37,13 @@ def main(argv):
   config.eval.splits = tuple(_SPLITS.value)
   unknown = set(config.eval.splits) - set(dataset.splits)
   if unknown:
-    raise ValueError(f'unknown splits {sorted(unknown)}; {dataset.name} has {sorted(dataset.splits)}')
+    raise ValueError(f'unknown splits {sorted(unknown)}; '
+                     f'{dataset.name} has {sorted(dataset.splits)}')
   results = {'settings': config.to_dict(), 'step': step, 'versions': train.versions(),
              'dataset': {'name': dataset.name, 'source': dataset.source,
-                         'binarization': dataset.binarization}, 'evaluation': {}}
-  key = jax.random.key(_SEED.value)
-  for i, (split, x) in enumerate(train._eval_splits(dataset, config).items()):  # pylint: disable=protected-access
-    x = train._binarized_for_eval(x, dataset, config.seed)  # pylint: disable=protected-access
-    report = evaluation.evaluate_vae(model, params, x, jax.random.fold_in(key, i), _K.value,
-                                     config.eval.batch_size, config.eval.chunk_size,
-                                     config.eval.iwae_ks)
-    results['evaluation'][split] = report['summary']
+                         'binarization': dataset.binarization}}
+  reports = train.evaluate_splits(model, params, dataset, config, jax.random.key(_SEED.value))
+  results['evaluation'] = {split: report['summary'] for split, report in reports.items()}
   out = os.path.join(_WORKDIR.value, f'evaluation_k{_K.value}.json')
   with open(out, 'w') as f:
     json.dump(results, f, indent=2)

@@ -51,8 +51,8 @@ def test_burda_schedule():
 
 
 def test_training_improves_the_bound_and_writes_results(tmp_path):
-  results = train.train_and_evaluate(tiny_config(epochs=6), str(tmp_path), tiny_dataset(),
-                                     log=lambda s: None)
+  results = train.train_and_evaluate(tiny_config(epochs=6, eval_every_epochs=3), str(tmp_path),
+                                     tiny_dataset(), log=lambda s: None)
   history = results['history']
   assert history['6']['loss'] < history['1']['loss']
   test = results['evaluation']['test']
