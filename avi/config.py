@@ -9,6 +9,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.k = 5  # particles per data point in the IWAE bound
   c.num_samples = 1  # M: samples averaged by the VAE's ELBO (and MIWAE/PIWAE's outer M)
   c.ciwae_beta = 0.5  # CIWAE's weight on the ELBO
+  c.rem_eps = 1e-3  # REM: eps I added to the moment-matched covariance (eq. 23)
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'

@@ -46,3 +46,38 @@ def bernoulli_sample(key: jax.Array, probs: jax.Array) -> jax.Array:
 def diag_gaussian_kl_to_standard(mean: jax.Array, scale: jax.Array) -> jax.Array:
   """KL(N(mean, diag(scale^2)) || N(0, I)) in closed form, summed over the last axis."""
   return 0.5 * jnp.sum(mean**2 + scale**2 - 1.0 - 2.0 * jnp.log(scale), axis=-1)
+
+
+def full_gaussian_sample(key: jax.Array, mean: jax.Array, chol: jax.Array,
+                         num_samples: int) -> jax.Array:
+  """z = mean + L eps with Sigma = L L^T. mean `[B, D]`, chol `[B, D, D]` -> `[K, B, D]`."""
+  eps = jax.random.normal(key, (num_samples, *mean.shape), mean.dtype)
+  return mean + jnp.einsum('bij,kbj->kbi', chol, eps)
+
+
+def full_gaussian_log_prob(z: jax.Array, mean: jax.Array, chol: jax.Array) -> jax.Array:
+  """log N(z; mean, L L^T) through the Cholesky factor. z `[K, B, D]` -> `[K, B]`."""
+  diff = z - mean
+  # Solve L y = diff for every particle: y = L^{-1} (z - mean).
+  y = jax.scipy.linalg.solve_triangular(chol, jnp.moveaxis(diff, 0, -1), lower=True)  # [B, D, K]
+  maha = jnp.sum(y**2, axis=-2).T  # [K, B]
+  log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+  return -0.5 * maha - log_det - 0.5 * mean.shape[-1] * jnp.log(2 * jnp.pi)
+
+
+def moment_match(z: jax.Array, log_weights: jax.Array, eps: float,
+                 ) -> tuple[jax.Array, jax.Array]:
+  """Self-normalized weighted moments of particles (Dieng & Paisley 2019, eqs. 22-23).
+
+  mu = sum_k alpha_k z_k, Sigma = sum_k alpha_k (z_k - mu)(z_k - mu)^T + eps I with
+  alpha = softmax(log_weights) over particles. (The authors' code uses the
+  unweighted covariance of eq. 23; we follow the weighted eq. 22.)
+  z `[K, B, D]`, log_weights `[K, B]` -> (mean `[B, D]`, covariance `[B, D, D]`).
+  """
+  if eps <= 0:
+    raise ValueError(f'moment matching needs eps > 0 on the diagonal, got {eps}')
+  alpha = jax.nn.softmax(log_weights, axis=0)
+  mean = jnp.einsum('kb,kbd->bd', alpha, z)
+  centred = z - mean
+  cov = jnp.einsum('kb,kbi,kbj->bij', alpha, centred, centred)
+  return mean, cov + eps * jnp.eye(z.shape[-1], dtype=z.dtype)

@@ -232,13 +232,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     with open(progress_path) as f:
       progress = json.load(f)
 
+  metrics = {}
+
   def check_finite(step):
     if not bool(state['ok']):
       last = manager.latest_step()
       manager.wait_until_finished()
+      latest = ', '.join(f'{k}={float(v):.4g}' for k, v in metrics.items())
       raise NonFiniteLossError(
-          f'non-finite loss or gradient at step {int(state["step"])} (detected by step {step}); '
-          f'training stopped, last good checkpoint: step {last} in {workdir}/checkpoints')
+          f'non-finite loss or gradient at step {int(state["step"])} (detected by step {step}; '
+          f'latest metrics: {latest}); training stopped, last good checkpoint: step {last} in '
+          f'{workdir}/checkpoints')
 
   t0 = time.time()
   order, epoch_of_order = None, -1

@@ -22,6 +22,7 @@ _OVERRIDES = {
     'num_samples': flags.DEFINE_integer('num_samples', None,
                                         'M: samples of the VAE ELBO, outer M of MIWAE/PIWAE [1].'),
     'ciwae_beta': flags.DEFINE_float('ciwae_beta', None, 'CIWAE weight on the ELBO [0.5].'),
+    'rem_eps': flags.DEFINE_float('rem_eps', None, 'REM: eps I added to the covariance [1e-3].'),
     'dataset': flags.DEFINE_string('dataset', None, 'Dataset name or .npz path [embedded].'),
     'data_dir': flags.DEFINE_string('data_dir', None, 'Local data files [$AVI_DATA_DIR].'),
     'architecture': flags.DEFINE_string('architecture', None, 'burda | rem | avo [burda].'),

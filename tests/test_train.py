@@ -125,7 +125,7 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
   dataset.splits['train'][j, :8] = 1.0
   bad_step = 2 * 6 + next(n for n, b in enumerate(batches(2)) if i in b)
   with pytest.raises(train.NonFiniteLossError,
-                     match=f'at step {bad_step} .*last good checkpoint: step 12'):
+                     match=f'at step {bad_step} .*latest metrics: .*last good checkpoint: step 12'):
     train.train_and_evaluate(config, str(tmp_path), dataset)
   checkpoints = sorted(int(s) for s in os.listdir(tmp_path / 'checkpoints') if s.isdigit())
   assert checkpoints[-1] == 12
@@ -196,3 +196,13 @@ def test_dynamic_step_binarizes_inside_the_step():
   step(state, jnp.full((4, 1000), 0.3), jax.random.key(0))
   batch = np.asarray(seen[0])
   assert set(np.unique(batch)) == {0.0, 1.0} and abs(batch.mean() - 0.3) < 0.03
+
+
+@pytest.mark.parametrize('method', ['rem_v1', 'rem_v2', 'rws', 'iwae_dreg', 'piwae'])
+def test_methods_train_in_the_same_loop(tmp_path, method):
+  results = train.train_and_evaluate(tiny_config(method=method, epochs=4, num_samples=2),
+                                     str(tmp_path), tiny_dataset(), log=lambda s: None)
+  history = results['history']
+  assert history['4']['loss'] < history['1']['loss'] or method.startswith(('rem', 'rws'))
+  test = results['evaluation']['test']
+  assert np.isfinite(test['log_px']['mean']) and test['elbo']['mean'] <= test['log_px']['mean']

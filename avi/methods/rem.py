@@ -1,0 +1,103 @@
+"""Reweighted EM (Dieng & Paisley 2019) and reweighted wake-sleep (Bornschein & Bengio 2015).
+
+Notation of the paper: r_eta(z | x) is the recognition network (our encoder),
+p_theta(x, z) the model (decoder and prior). One step, for K particles:
+
+  z_k ~ r_eta(z | x),  alpha = normalize(p(x, z_k) / r(z_k | x))          (eq. 9)
+  s = N(mu, Sigma), (mu, Sigma) = moment_match(z, alpha, eps)              (eqs. 22-23)
+  z'_k ~ s,            beta  = normalize(p(x, z'_k) / s(z'_k))            (eq. 14)
+
+- model (theta):   REM v1 and RWS: -sum_k alpha_k log p(x, z_k)   (the IWAE update, eq. 9)
+                   REM v2:         -sum_k beta_k log p(x, z'_k)   (eq. 24)
+- recognition (eta): REM: -sum_k beta_k log r_eta(z'_k | x)       (inclusive KL, eq. 14)
+                   RWS (wake-phi): -sum_k alpha_k log r_eta(z_k | x), the same loss with
+                   r_eta itself as the proposal: the hyperproposal is the whole difference.
+
+Weights, particles and the hyperproposal are computed with theta_t and eta_t held
+fixed (`stop_gradient`). Config fields: `k` (K >= 2 for REM), `rem_eps`.
+"""
+import jax
+import jax.numpy as jnp
+
+from avi import distributions as dist
+from avi.methods import register
+from avi.methods.vae_iwae import check_num_samples
+
+sg = jax.lax.stop_gradient
+
+
+def _log_joint(model, params, x, z):
+  return (dist.bernoulli_log_prob(x, model.apply(params, z, method='decode'))
+          + dist.standard_normal_log_prob(z))
+
+
+def _rem_terms(model, params, x, rng, num_particles: int, eps: float):
+  """Particles from r and from s, with their fixed normalized weights; `[K, B]` each."""
+  key_r, key_s = jax.random.split(rng)
+  mean, scale = model.apply(params, x, method='encode')
+  z = sg(dist.diag_gaussian_sample(key_r, mean, scale, num_particles))
+  log_w = sg(_log_joint(model, params, x, z) - dist.diag_gaussian_log_prob(z, mean, scale))
+  s_mean, s_cov = dist.moment_match(z, log_w, eps)
+  chol = jnp.linalg.cholesky(s_cov)
+  diag = jnp.diagonal(chol, axis1=-2, axis2=-1)
+  failed = ~(jnp.all(jnp.isfinite(chol), axis=(-2, -1)) & jnp.all(diag > 0, axis=-1))  # [B]
+  z_s = sg(dist.full_gaussian_sample(key_s, s_mean, chol, num_particles))
+  log_v = sg(_log_joint(model, params, x, z_s) - dist.full_gaussian_log_prob(z_s, s_mean, chol))
+  return z, jax.nn.softmax(log_w, 0), z_s, jax.nn.softmax(log_v, 0), log_w, failed
+
+
+def _make(model, config, version: str):
+  num_particles = check_num_samples(config.k, 'k (K)')
+  if num_particles < 2:
+    raise ValueError(f'REM needs K >= 2 particles to moment-match a covariance, got K={config.k}')
+  eps = float(config.rem_eps)
+  if eps <= 0:
+    raise ValueError(f'rem_eps must be > 0, got {eps}')
+
+  def loss_fn(params, batch, rng):
+    z, alpha, z_s, beta, log_w, failed = _rem_terms(model, params, batch, rng, num_particles, eps)
+    if version == 'v1':
+      model_loss = -jnp.sum(alpha * _log_joint(model, params, batch, z), 0)
+    else:
+      model_loss = -jnp.sum(beta * _log_joint(model, params, batch, z_s), 0)
+    mean, scale = model.apply(params, batch, method='encode')
+    recognition_loss = -jnp.sum(beta * dist.diag_gaussian_log_prob(z_s, mean, scale), 0)
+    loss = jnp.mean(model_loss + recognition_loss)
+    # A failed Cholesky (NaN factor) must stop training, not leak into the update.
+    loss = jnp.where(jnp.any(failed), jnp.nan, loss)
+    iwae = jax.nn.logsumexp(log_w, 0) - jnp.log(num_particles)
+    return loss, {f'iwae{num_particles}': jnp.mean(iwae),
+                  'cholesky_failures': jnp.sum(failed).astype(jnp.float32)}
+
+  return loss_fn
+
+
+@register('rem_v1')
+def make_rem_v1(model, config):
+  """Algorithm 1: IWAE/EM update for theta, moment-matched inclusive KL for eta."""
+  return _make(model, config, 'v1')
+
+
+@register('rem_v2')
+def make_rem_v2(model, config):
+  """Algorithm 2: theta and eta both learn from the hyperproposal's particles."""
+  return _make(model, config, 'v2')
+
+
+@register('rws')
+def make_rws(model, config):
+  """Reweighted wake-sleep: wake-theta (eq. 9) and wake-phi with r_eta as its own proposal."""
+  num_particles = check_num_samples(config.k, 'k (K)')
+
+  def loss_fn(params, batch, rng):
+    mean, scale = model.apply(params, batch, method='encode')
+    z = sg(dist.diag_gaussian_sample(rng, mean, scale, num_particles))
+    log_joint = _log_joint(model, params, batch, z)
+    log_r = dist.diag_gaussian_log_prob(z, mean, scale)
+    log_w = sg(log_joint - log_r)
+    alpha = jax.nn.softmax(log_w, 0)
+    loss = jnp.mean(-jnp.sum(alpha * log_joint, 0) - jnp.sum(alpha * log_r, 0))
+    iwae = jax.nn.logsumexp(log_w, 0) - jnp.log(num_particles)
+    return loss, {f'iwae{num_particles}': jnp.mean(iwae)}
+
+  return loss_fn
