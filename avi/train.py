@@ -274,8 +274,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       for name, value in means.items():
         writer.add_scalar(f'epoch/{name}', value, epoch + 1)
       epoch_sums, epoch_count = None, 0
-      if config.eval_every_epochs and (done // steps_per_epoch) % config.eval_every_epochs == 0:
-        _periodic_eval(model, state['params'], dataset, config, writer, done // steps_per_epoch)
+      if config.eval_every_epochs and (epoch + 1) % config.eval_every_epochs == 0:
+        means.update(_periodic_eval(model, state['params'], dataset, config, writer, epoch + 1))
     if done % checkpoint_every == 0 or done == total_steps:
       check_finite(done)
       manager.save(done, args=ocp.args.StandardSave(state))
@@ -313,17 +313,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return results
 
 
-def _periodic_eval(model, params, dataset, config, writer, epoch: int) -> None:
-  """Valid/test log-likelihood on a subset with few particles, logged to TensorBoard."""
+def _periodic_eval(model, params, dataset, config, writer, epoch: int) -> dict[str, float]:
+  """Train/valid/test log-likelihood on subsets with few particles, for the epoch's history."""
   periodic = ml_collections.ConfigDict(config.to_dict())
-  periodic.eval.splits = ('valid', 'test')
   periodic.eval.num_samples = config.eval.periodic_num_samples
   periodic.eval.chunk_size = min(config.eval.chunk_size, config.eval.periodic_num_samples)
+  periodic.eval.train_subset = config.eval.periodic_num_points
   subset = data_lib.Dataset(dataset.name, dataset.binarization, {
       s: x[:config.eval.periodic_num_points] for s, x in dataset.splits.items()}, dataset.source)
   key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 3), epoch)
+  out = {}
   for split, report in evaluate_splits(model, params, subset, periodic, key).items():
-    writer.add_scalar(f'epoch/{split}_log_px', report['summary']['log_px']['mean'], epoch)
+    out[f'{split}_log_px'] = report['summary']['log_px']['mean']
+    out[f'{split}_kl_to_prior'] = report['summary']['kl_to_prior']
+    writer.add_scalar(f'epoch/{split}_log_px', out[f'{split}_log_px'], epoch)
+  return out
 
 
 def results_table(results: dict) -> str:

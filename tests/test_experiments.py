@@ -85,3 +85,18 @@ def test_evaluate_without_run(tmp_path):
   proc = run('experiments.evaluate', f'--workdir={tmp_path}', check=False)
   assert proc.returncode != 0 and 'is it a training workdir' in proc.stderr.replace(
       f'is {tmp_path} a training workdir', 'is it a training workdir')
+
+
+def test_rem_binary_end_to_end(tiny_npz, tmp_path):
+  out = run('experiments.rem', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--k=4',
+            '--epochs=1', '--batch_size=20', '--eval_k=20', '--periodic_k=10', '--kl_ks=1,4',
+            '--methods=iwae,rws,rem_v1,rem_v2', '--kl_methods=iwae,rem_v1').stdout
+  assert '| rem_v2 |' in out
+  results = json.load(open(tmp_path / 'results.json'))
+  assert set(results['table']) == {'iwae', 'rws', 'rem_v1', 'rem_v2'}
+  assert results['kl_to_prior']['iwae'].keys() == {'1', '4'}
+  assert results['kl_to_prior']['rem_v1'].keys() == {'4'}
+  assert 'test_log_px' in results['table']['rem_v1']['history']['1']
+  assert (tmp_path / 'kl_vs_k.png').exists()
+  proc = run('experiments.rem', f'--workdir={tmp_path}/bad', '--k=1', check=False)
+  assert proc.returncode != 0 and 'REM needs --k >= 2' in proc.stderr

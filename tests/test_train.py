@@ -55,6 +55,8 @@ def test_training_improves_the_bound_and_writes_results(tmp_path):
                                      tiny_dataset(), log=lambda s: None)
   history = results['history']
   assert history['6']['loss'] < history['1']['loss']
+  assert 'test_log_px' in history['3'] and 'test_log_px' not in history['2']
+  assert history['6']['test_log_px'] > history['3']['test_log_px'] - 1.0
   test = results['evaluation']['test']
   assert test['elbo']['mean'] <= test['iwae5']['mean'] <= test['log_px']['mean']
   assert set(results['evaluation']) == {'train', 'valid', 'test'}
