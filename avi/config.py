@@ -13,6 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'
+  c.latent_dim = 0  # 0 = the architecture preset's latent size
   c.epochs = 30
   c.batch_size = 100
   c.learning_rate = 1e-3

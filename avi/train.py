@@ -11,6 +11,7 @@
   sync); the host sees the flag at the next log/checkpoint point, keeps the last
   good checkpoint and raises `NonFiniteLossError`.
 """
+import dataclasses
 import json
 import os
 import time
@@ -151,6 +152,8 @@ def setup(config, dataset: Optional[data_lib.Dataset] = None):
   if len(train_x) < config.batch_size:
     raise ValueError(f'batch_size={config.batch_size} exceeds the {len(train_x)} train examples')
   arch = networks.PRESETS[config.architecture]
+  if config.latent_dim:
+    arch = dataclasses.replace(arch, latent_dim=config.latent_dim)
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   model, params = networks.init_vae(init_key, arch, train_x)
   loss_fn = methods.build(config.method, model, config)

@@ -25,3 +25,8 @@ def test_quickstart_notebook(tmp_path):
 def test_snr_notebook(tmp_path):
   execute('snr_analysis.ipynb', {'DIM': 4, 'NUM_DATA': 32, 'NUM_ESTIMATES': 400,
                                  'BUDGETS': [1, 10, 100]}, tmp_path)
+
+
+def test_rem_notebook(tmp_path):
+  execute('rem.ipynb', {'EPOCHS': 1, 'K': 5, 'EVAL_K': 50, 'WORKDIR': str(tmp_path / 'runs')},
+          tmp_path)
