@@ -102,8 +102,9 @@ def _finish(name, raw: dict[str, np.ndarray], binarization: str, source: str) ->
     raise ValueError(f'{source}: no "train" array (found {sorted(raw)})')
   if raw['train'].dtype == np.uint8 and raw['train'].max() > 1:
     raw = {k: v / np.float32(255.0) for k, v in raw.items()}
-  if 'valid' not in raw and len(raw['train']) > 2 * _VALID_FROM_TRAIN.get(name, len(raw['train'])):
-    cut = len(raw['train']) - _VALID_FROM_TRAIN[name]
+  num_valid = _VALID_FROM_TRAIN.get(name, 0)
+  if 'valid' not in raw and num_valid and len(raw['train']) > 2 * num_valid:
+    cut = len(raw['train']) - num_valid
     raw['train'], raw['valid'] = raw['train'][:cut], raw['train'][cut:]
   splits = {s: validate(raw[s], binarization, f'{source} [{s}]') for s in SPLITS if s in raw}
   dims = {x.shape[1] for x in splits.values()}
