@@ -33,6 +33,7 @@ _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'K of the evaluation benchmark.')
 _EVAL_POINTS = flags.DEFINE_integer('eval_points', 200, 'Data points timed for evaluation.')
 _MIN_SECONDS = flags.DEFINE_float('min_seconds', 2.0, 'Minimum timed duration per row.')
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
+_REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 
 
 def flops_of(fn, *args) -> float:
@@ -63,24 +64,25 @@ def matmul_peak_gflops(min_seconds: float) -> float:
   return best
 
 
-def burda_model(rng: np.random.Generator):
+def make_model(rng: np.random.Generator, preset: str = 'burda'):
   x = (rng.random((1000, 784)) < 0.13).astype(np.float32)
-  model, params = networks.init_vae(jax.random.key(0), networks.PRESETS['burda'], x)
+  model, params = networks.init_vae(jax.random.key(0), networks.PRESETS[preset], x)
   return model, params, x
 
 
-def train_row(model, params, x, batch_size: int, k: int, peak: float, min_seconds: float) -> dict:
+def train_row(model, params, x, batch_size: int, k: int, peak: float, min_seconds: float,
+              method: str = 'iwae') -> dict:
   config = ml_collections.ConfigDict({'k': k, 'num_samples': 1, 'schedule': 'constant',
-                                      'learning_rate': 1e-3, 'adam_eps': 1e-4})
+                                      'learning_rate': 1e-3, 'adam_eps': 1e-4, 'rem_eps': 1e-3})
   tx = train.make_optimizer(config, 1, 1)
-  step = train.make_train_step(methods.build('iwae', model, config), tx, False)
+  step = train.make_train_step(methods.build(method, model, config), tx, False)
   state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
            'ok': jnp.array(True)}
   batch, key = jnp.asarray(x[:batch_size]), jax.random.key(1)
   flops = flops_of(step, state, batch, key)
   jitted = jax.jit(step)
   seconds = time_it(lambda: jax.block_until_ready(jitted(state, batch, key)), min_seconds)
-  return {'batch_size': batch_size, 'k': k, 'step_seconds': seconds,
+  return {'method': method, 'batch_size': batch_size, 'k': k, 'step_seconds': seconds,
           'examples_per_second': batch_size / seconds, 'gflops_per_step': flops / 1e9,
           'fraction_of_peak': flops / seconds / 1e9 / peak}
 
@@ -146,7 +148,7 @@ def main(argv):
   peak = matmul_peak_gflops(_MIN_SECONDS.value)
   print(f'float32 matmul peak: {peak:.1f} GFLOP/s on {jax.devices()[0].device_kind} '
         f'({jax.device_count()} device(s))')
-  model, params, x = burda_model(np.random.default_rng(0))
+  model, params, x = make_model(np.random.default_rng(0))
   rows = []
   print('| batch | K | step (ms) | examples/s | GFLOP/step | fraction of peak |')
   print('|---|---|---|---|---|---|')
@@ -162,6 +164,21 @@ def main(argv):
         f'{ev["fraction_of_peak"]:.1%} of peak')
   out = {'peak_gflops': peak, 'device': jax.devices()[0].device_kind, 'jax': jax.__version__,
          'train': rows, 'eval': [ev]}
+  if _REM.value:
+    rem_model, rem_params, rem_x = make_model(np.random.default_rng(0), 'rem')
+    out['rem'] = []
+    print('| method | batch | K | step (ms) | ratio to IWAE |')
+    print('|---|---|---|---|---|')
+    for b in (20, 100):
+      for k in (50, 1000):
+        base = None
+        for method in ('iwae', 'rws', 'rem_v1', 'rem_v2'):
+          r = train_row(rem_model, rem_params, rem_x, b, k, peak, _MIN_SECONDS.value, method)
+          base = base or r['step_seconds']
+          r['ratio_to_iwae'] = r['step_seconds'] / base
+          out['rem'].append(r)
+          print(f'| {method} | {b} | {k} | {1e3 * r["step_seconds"]:.1f} | '
+                f'{r["ratio_to_iwae"]:.2f} |')
   if _SNR.value:
     out['snr'] = snr_rows(_MIN_SECONDS.value)
     print(f'raw jax.random.normal: {out["snr"]["raw_normal_per_second"] / 1e6:.0f} M draws/s')

@@ -32,18 +32,25 @@ def _log_joint(model, params, x, z):
 
 
 def _rem_terms(model, params, x, rng, num_particles: int, eps: float):
-  """Particles from r and from s, with their fixed normalized weights; `[K, B]` each."""
+  """Particles from r and from s, their log p(x, z) (differentiable in theta) and weights.
+
+  Returns `[K, B]` arrays (log p(x, z_k), alpha, log p(x, z'_k), beta), the
+  particles z `[K, B, D]`, z' and `[B]` Cholesky failures.
+  """
   key_r, key_s = jax.random.split(rng)
-  mean, scale = model.apply(params, x, method='encode')
+  mean, scale = sg(model.apply(params, x, method='encode'))
   z = sg(dist.diag_gaussian_sample(key_r, mean, scale, num_particles))
-  log_w = sg(_log_joint(model, params, x, z) - dist.diag_gaussian_log_prob(z, mean, scale))
+  log_joint_r = _log_joint(model, params, x, z)
+  log_w = sg(log_joint_r) - dist.diag_gaussian_log_prob(z, mean, scale)
   s_mean, s_cov = dist.moment_match(z, log_w, eps)
   chol = jnp.linalg.cholesky(s_cov)
   diag = jnp.diagonal(chol, axis1=-2, axis2=-1)
   failed = ~(jnp.all(jnp.isfinite(chol), axis=(-2, -1)) & jnp.all(diag > 0, axis=-1))  # [B]
   z_s = sg(dist.full_gaussian_sample(key_s, s_mean, chol, num_particles))
-  log_v = sg(_log_joint(model, params, x, z_s) - dist.full_gaussian_log_prob(z_s, s_mean, chol))
-  return z, jax.nn.softmax(log_w, 0), z_s, jax.nn.softmax(log_v, 0), log_w, failed
+  log_joint_s = _log_joint(model, params, x, z_s)
+  log_v = sg(log_joint_s) - dist.full_gaussian_log_prob(z_s, s_mean, chol)
+  return (log_joint_r, jax.nn.softmax(log_w, 0), log_joint_s, jax.nn.softmax(log_v, 0), z_s,
+          log_w, failed)
 
 
 def _make(model, config, version: str):
@@ -55,11 +62,12 @@ def _make(model, config, version: str):
     raise ValueError(f'rem_eps must be > 0, got {eps}')
 
   def loss_fn(params, batch, rng):
-    z, alpha, z_s, beta, log_w, failed = _rem_terms(model, params, batch, rng, num_particles, eps)
+    log_joint_r, alpha, log_joint_s, beta, z_s, log_w, failed = _rem_terms(
+        model, params, batch, rng, num_particles, eps)
     if version == 'v1':
-      model_loss = -jnp.sum(alpha * _log_joint(model, params, batch, z), 0)
+      model_loss = -jnp.sum(alpha * log_joint_r, 0)
     else:
-      model_loss = -jnp.sum(beta * _log_joint(model, params, batch, z_s), 0)
+      model_loss = -jnp.sum(beta * log_joint_s, 0)
     mean, scale = model.apply(params, batch, method='encode')
     recognition_loss = -jnp.sum(beta * dist.diag_gaussian_log_prob(z_s, mean, scale), 0)
     loss = jnp.mean(model_loss + recognition_loss)
