@@ -18,6 +18,7 @@ import numpy as np
 
 from avi import gaussian_model as gm
 from avi import snr_study
+from experiments import snr_figures
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _DIM = flags.DEFINE_integer('dim', 20, 'D.')
@@ -29,6 +30,7 @@ _OFFSET_STD = flags.DEFINE_float('offset_std', 0.01, 's: parameter offset from t
 _PROPOSAL_VAR = flags.DEFINE_float('proposal_var', gm.DEFAULT_PROPOSAL_VAR, 'sigma_q^2.')
 _ESTIMATORS = flags.DEFINE_list('estimators', list(snr_study.ESTIMATORS), 'Estimators.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the problem and the draws.')
+_SWEEP = flags.DEFINE_bool('sweep', True, 'Figures 2-6: the SNR sweep; --nosweep for Figure 7 only.')
 _OPT_STEPS = flags.DEFINE_integer('optimization_steps', 0, 'Figure 7: Adam steps; 0 = skip.')
 _OPT_LR = flags.DEFINE_float('optimization_learning_rate', 1e-2, 'Figure 7: Adam step size.')
 # Figure 7's (M, K) pairs.
@@ -71,46 +73,53 @@ def main(argv):
                             _OFFSET_STD.value, _PROPOSAL_VAR.value)
   np.savez(os.path.join(_WORKDIR.value, 'problem.npz'), x=problem.x, mu_true=problem.mu_true,
            **{k: np.asarray(v) for k, v in problem.params.items()})
-  start = time.time()
-  results = snr_study.run(problem, _ESTIMATORS.value, budgets, _NUM_ESTIMATES.value,
-                          jax.random.fold_in(key, 1), log=print)
-  sweep_seconds = time.time() - start
-  histograms = {}
-  for name in _ESTIMATORS.value:
-    for leaf in ('mu0', 'b0'):
-      histograms[f'{name}_{leaf}'] = np.asarray(results[name].pop(f'hist_{leaf}'))
-  np.savez(os.path.join(_WORKDIR.value, 'histograms.npz'), budgets=budgets, **histograms)
-  checks = {}
-  if 'iwae' in _ESTIMATORS.value and budgets[0] == 1:
-    k1 = {f: results['iwae'][f][0] for f in ('mean_grad_mu', 'mean_grad_b', 'snr_mu', 'snr_b')}
-    checks['k1_vs_closed_form_elbo_gradient'] = snr_study.elbo_gradient_check(
-        problem, k1, _NUM_ESTIMATES.value)
-  out = {
-      'settings': {'dim': _DIM.value, 'num_data': _NUM_DATA.value,
-                   'num_estimates': _NUM_ESTIMATES.value, 'budgets': budgets,
-                   'offset_std': _OFFSET_STD.value, 'proposal_var': _PROPOSAL_VAR.value,
-                   'seed': _SEED.value, 'jax': jax.__version__},
-      'sweep_seconds': sweep_seconds,
-      'reference': results.pop('reference'),
-      'estimators': {name: results[name] for name in _ESTIMATORS.value},
-      'checks': checks,
-  }
+  out = {'settings': {'dim': _DIM.value, 'num_data': _NUM_DATA.value,
+                      'num_estimates': _NUM_ESTIMATES.value, 'budgets': budgets,
+                      'offset_std': _OFFSET_STD.value, 'proposal_var': _PROPOSAL_VAR.value,
+                      'seed': _SEED.value, 'jax': jax.__version__}}
+  if _SWEEP.value:
+    out.update(sweep(problem, budgets, key))
+    write(out)
+    snr_figures.write_all(out, np.load(os.path.join(_WORKDIR.value, 'histograms.npz')), budgets,
+                          _WORKDIR.value)
+    for name in _ESTIMATORS.value:
+      e = out['estimators'][name]
+      print(f'{name}: slope of log SNR(b) {e["slope_snr_b"]:+.3f}, '
+            f'SNR(mu) {e["slope_snr_mu"]:+.3f}')
+    print(f'sweep {out["sweep_seconds"]:.0f} s; {_WORKDIR.value}/results.json')
   if _OPT_STEPS.value:
+    start = time.time()
     out['optimization'] = {}
     for pair in _OPT_PAIRS.value:
       m, k = map(int, pair.split('x'))
       out['optimization'][pair] = [
           snr_study.optimize(problem.x, m, k, jax.random.fold_in(key, 100 + r), _OPT_STEPS.value,
                              _OPT_LR.value, _PROPOSAL_VAR.value) for r in range(3)]
+    out['optimization_seconds'] = time.time() - start
+    write(out)
+    snr_figures.figure7(out['optimization'], os.path.join(_WORKDIR.value, 'figure7.png'))
+
+
+def sweep(problem: gm.Problem, budgets: list[int], key: jax.Array) -> dict:
+  """Figures 2-6: every estimator at every budget; histograms go to DIR/histograms.npz."""
+  start = time.time()
+  results = snr_study.run(problem, _ESTIMATORS.value, budgets, _NUM_ESTIMATES.value,
+                          jax.random.fold_in(key, 1), log=print)
+  histograms = {f'{name}_{leaf}': np.asarray(results[name].pop(f'hist_{leaf}'))
+                for name in _ESTIMATORS.value for leaf in ('mu0', 'b0')}
+  np.savez(os.path.join(_WORKDIR.value, 'histograms.npz'), budgets=budgets, **histograms)
+  checks = {}
+  if 'iwae' in _ESTIMATORS.value and budgets[0] == 1:
+    k1 = {f: results['iwae'][f][0] for f in ('mean_grad_mu', 'mean_grad_b', 'snr_mu', 'snr_b')}
+    checks['k1_vs_closed_form_elbo_gradient'] = snr_study.elbo_gradient_check(
+        problem, k1, _NUM_ESTIMATES.value)
+  return {'sweep_seconds': time.time() - start, 'reference': results.pop('reference'),
+          'estimators': {name: results[name] for name in _ESTIMATORS.value}, 'checks': checks}
+
+
+def write(out: dict) -> None:
   with open(os.path.join(_WORKDIR.value, 'results.json'), 'w') as f:
     json.dump(out, f, indent=1)
-  from experiments import snr_figures  # pylint: disable=g-import-not-at-top
-  snr_figures.write_all(out, histograms, budgets, _WORKDIR.value)
-  for name in _ESTIMATORS.value:
-    e = out['estimators'][name]
-    print(f'{name}: slope of log SNR(b) {e["slope_snr_b"]:+.3f}, SNR(mu) {e["slope_snr_mu"]:+.3f}')
-  print(f'sweep {sweep_seconds:.0f} s; {_WORKDIR.value}/results.json')
-
 
 if __name__ == '__main__':
   app.run(main)

@@ -90,5 +90,3 @@ def write_all(results, histograms, budgets, workdir):
   _convergence(results, budgets, os.path.join(workdir, 'figure6.png'),
                lambda c, part: c['dsnr_ref'][part]['dsnr'], 'DSNR against E[Delta_{1,K_max}]',
                [('phi', 'inference network'), ('theta', 'generative network')])
-  if 'optimization' in results:
-    figure7(results['optimization'], os.path.join(workdir, 'figure7.png'))
