@@ -9,11 +9,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.k = 5  # particles per data point in the IWAE bound
   c.num_samples = 1  # M: samples averaged by the VAE's ELBO (and MIWAE/PIWAE's outer M)
   c.ciwae_beta = 0.5  # CIWAE's weight on the ELBO
+  c.denoise_sigma = 0.0  # DVAE/DIWAE: std of the Gaussian noise on the encoder input
+  c.denoise_alpha = 1.0  # DVAE/DIWAE: weight of the denoising term (0 = VAE/IWAE)
   c.rem_eps = 1e-3  # REM: eps I added to the moment-matched covariance (eq. 23)
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'
   c.latent_dim = 0  # 0 = the architecture preset's latent size
+  c.encoder_max_norm = 0.0  # H > 0: weight-normalized inference (WNI), ||w_i|| <= H
   c.epochs = 30
   c.batch_size = 100
   c.learning_rate = 1e-3

@@ -14,10 +14,15 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-  """MLP encoder/decoder sizes. `hidden` is used mirrored in the decoder."""
+  """MLP encoder/decoder sizes. `hidden` is used mirrored in the decoder.
+
+  `encoder_max_norm` H > 0 makes every encoder layer a `BoundedWeightNormDense`
+  (weight-normalized inference, Shu et al. 2018); 0 leaves it plain.
+  """
   hidden: tuple[int, ...]
   latent_dim: int
   activation: str = 'tanh'
+  encoder_max_norm: float = 0.0
 
 
 PRESETS: dict[str, Architecture] = {
@@ -30,16 +35,48 @@ PRESETS: dict[str, Architecture] = {
 }
 
 
+class BoundedWeightNormDense(nn.Module):
+  """Dense layer whose weight columns have norm at most `max_norm` (Shu et al. 2018, eqs. 17-18).
+
+  w_i = v_i / ||v_i|| * s_i with s_i = min(||v_i||, H sigmoid(u_i)), so ||w_i|| <= H
+  for any parameters.
+  """
+  features: int
+  max_norm: float
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    v = self.param('v', nn.initializers.lecun_normal(), (h.shape[-1], self.features))
+    u = self.param('u', nn.initializers.zeros, (self.features,))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    return h @ self.kernel(v, u, self.max_norm) + bias
+
+  @staticmethod
+  def kernel(v: jax.Array, u: jax.Array, max_norm: float) -> jax.Array:
+    """The effective `[in, out]` weight matrix."""
+    norm = jnp.linalg.norm(v, axis=0)
+    scale = jnp.minimum(norm, max_norm * jax.nn.sigmoid(u))
+    return v / norm * scale
+
+
+def dense(features: int, max_norm: float = 0.0, name: str | None = None) -> nn.Module:
+  """A plain `nn.Dense`, or a `BoundedWeightNormDense` when max_norm > 0."""
+  if max_norm > 0:
+    return BoundedWeightNormDense(features, max_norm, name=name)
+  return nn.Dense(features, name=name)
+
+
 class MLP(nn.Module):
   """Dense layers with an activation after each."""
   features: Sequence[int]
   activation: str = 'tanh'
+  max_norm: float = 0.0
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
-    for width in self.features:
-      h = act(nn.Dense(width)(h))
+    for i, width in enumerate(self.features):
+      h = act(dense(width, self.max_norm, name=f'Dense_{i}')(h))
     return h
 
 
@@ -48,13 +85,14 @@ class GaussianEncoder(nn.Module):
   hidden: Sequence[int]
   latent_dim: int
   activation: str = 'tanh'
+  max_norm: float = 0.0  # > 0: weight-normalized inference with ||w_i|| <= max_norm
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    h = MLP(self.hidden, self.activation)(x)
-    mean = nn.Dense(self.latent_dim, name='mean')(h)
+    h = MLP(self.hidden, self.activation, self.max_norm)(x)
+    mean = dense(self.latent_dim, self.max_norm, name='mean')(h)
     # exp(log-std) as in Burda et al.
-    scale = jnp.exp(nn.Dense(self.latent_dim, name='log_scale')(h))
+    scale = jnp.exp(dense(self.latent_dim, self.max_norm, name='log_scale')(h))
     return mean, scale
 
 
@@ -76,7 +114,11 @@ class VAE(nn.Module):
   data_dim: int
 
   def setup(self):
-    self.encoder = GaussianEncoder(self.arch.hidden, self.arch.latent_dim, self.arch.activation)
+    if self.arch.encoder_max_norm < 0:
+      raise ValueError(f'encoder_max_norm H must be > 0 (or 0 for a plain encoder), '
+                       f'got {self.arch.encoder_max_norm}')
+    self.encoder = GaussianEncoder(self.arch.hidden, self.arch.latent_dim, self.arch.activation,
+                                   self.arch.encoder_max_norm)
     self.decoder = BernoulliDecoder(tuple(reversed(self.arch.hidden)), self.data_dim,
                                     self.arch.activation)
 

@@ -154,6 +154,10 @@ def setup(config, dataset: Optional[data_lib.Dataset] = None):
   arch = networks.PRESETS[config.architecture]
   if config.latent_dim:
     arch = dataclasses.replace(arch, latent_dim=config.latent_dim)
+  if config.encoder_max_norm:
+    if config.encoder_max_norm < 0:
+      raise ValueError(f'encoder_max_norm H must be > 0 (0 = off), got {config.encoder_max_norm}')
+    arch = dataclasses.replace(arch, encoder_max_norm=config.encoder_max_norm)
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   model, params = networks.init_vae(init_key, arch, train_x)
   loss_fn = methods.build(config.method, model, config)
