@@ -4,6 +4,12 @@ import jax
 from avi import distributions as dist
 
 
+def vae_log_joint(model, params, x: jax.Array, z: jax.Array) -> jax.Array:
+  """log p(x | z) + log p(z) for particles z `[K, B, D]` of data x `[B, P]`; `[K, B]`."""
+  return (dist.bernoulli_log_prob(x, model.apply(params, z, method='decode'))
+          + dist.standard_normal_log_prob(z))
+
+
 def vae_log_weights(model, params, x: jax.Array, key: jax.Array, num_samples: int,
                     x_encoder: jax.Array | None = None, stop_q_grad: bool = False,
                     ) -> tuple[jax.Array, jax.Array]:
@@ -16,9 +22,7 @@ def vae_log_weights(model, params, x: jax.Array, key: jax.Array, num_samples: in
   """
   mean, scale = model.apply(params, x if x_encoder is None else x_encoder, method='encode')
   z = dist.diag_gaussian_sample(key, mean, scale, num_samples)
-  logits = model.apply(params, z, method='decode')
   if stop_q_grad:
     mean, scale = jax.lax.stop_gradient((mean, scale))
-  log_w = (dist.bernoulli_log_prob(x, logits) + dist.standard_normal_log_prob(z)
-           - dist.diag_gaussian_log_prob(z, mean, scale))
+  log_w = vae_log_joint(model, params, x, z) - dist.diag_gaussian_log_prob(z, mean, scale)
   return log_w, z

@@ -97,28 +97,28 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
+def eval_data(dataset: data_lib.Dataset, split: str, config) -> np.ndarray:
+  """The evaluation array of a split: `train` cut to `config.eval.train_subset` points;
+  dynamic datasets as one fixed Bernoulli draw of the images (seeded by `config.seed`)."""
+  x = dataset.splits[split]
+  if split == 'train':
+    x = x[:config.eval.train_subset]
+  if dataset.binarization == data_lib.DYNAMIC:
+    x = (np.random.default_rng([config.seed, 2**31 - 1]).random(x.shape) < x).astype(np.float32)
+  return x
+
+
 def evaluate_splits(model, params, dataset: data_lib.Dataset, config, key: jax.Array,
                     sharding=None) -> dict[str, dict]:
-  """`evaluation.evaluate_vae` on each of `config.eval.splits` the dataset has.
+  """`evaluation.evaluate_vae` on each of `config.eval.splits` the dataset has (`eval_data`).
 
-  `train` is cut to its first `config.eval.train_subset` points; dynamic datasets
-  are scored on one fixed Bernoulli draw of the images (seeded by `config.seed`).
   Split s uses key fold_in(key, index of s in data.SPLITS).
   """
-  reports = {}
-  for split in config.eval.splits:
-    if split not in dataset.splits:
-      continue
-    x = dataset.splits[split]
-    if split == 'train':
-      x = x[:config.eval.train_subset]
-    if dataset.binarization == data_lib.DYNAMIC:
-      x = (np.random.default_rng([config.seed, 2**31 - 1]).random(x.shape) < x).astype(np.float32)
-    reports[split] = evaluation.evaluate_vae(
-        model, params, x, jax.random.fold_in(key, data_lib.SPLITS.index(split)),
-        config.eval.num_samples, config.eval.batch_size, config.eval.chunk_size,
-        config.eval.iwae_ks, sharding)
-  return reports
+  return {split: evaluation.evaluate_vae(
+      model, params, eval_data(dataset, split, config),
+      jax.random.fold_in(key, data_lib.SPLITS.index(split)), config.eval.num_samples,
+      config.eval.batch_size, config.eval.chunk_size, config.eval.iwae_ks, sharding)
+          for split in config.eval.splits if split in dataset.splits}
 
 
 def _check_config(config) -> None:

@@ -4,6 +4,7 @@ r"""Re-evaluates the latest checkpoint of a training run.
 
 Writes DIR/evaluation_k{K}.json with the same summaries as results.json.
 """
+import functools
 import json
 import os
 
@@ -12,20 +13,29 @@ from absl import flags
 from absl import logging
 import jax
 import ml_collections
+import numpy as np
 
 from avi import data as data_lib
+from avi import evaluation
+from avi import iw_svi
 from avi import train
+from avi.log_weights import vae_log_joint
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A directory written by experiments.train.',
                                required=True)
 _K = flags.DEFINE_integer('k', 5000, 'Particles of the importance-sampling estimate.')
 _SPLITS = flags.DEFINE_list('splits', ['test'], 'Splits to evaluate.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the evaluation particles.')
+_SVI_STEPS = flags.DEFINE_integer('iw_svi_steps', 0,
+                                  'IW-SVI refinement steps per test point (Shu et al.); 0 = off.')
+_SVI_K = flags.DEFINE_integer('iw_svi_k', 100, 'IW-SVI: k of the refined IWAE-k bound.')
+_SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 1e-3, 'IW-SVI: Adam step size.')
 
 
 def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   del argv
+  iw_svi.check_settings(_SVI_STEPS.value, _SVI_K.value, _SVI_LR.value)
   path = os.path.join(_WORKDIR.value, 'config.json')
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: is {_WORKDIR.value} a training workdir?')
@@ -44,6 +54,22 @@ def main(argv):
                          'binarization': dataset.binarization}}
   reports = train.evaluate_splits(model, params, dataset, config, jax.random.key(_SEED.value))
   results['evaluation'] = {split: report['summary'] for split, report in reports.items()}
+  if _SVI_STEPS.value:
+    results['iw_svi'] = {'steps': _SVI_STEPS.value, 'k': _SVI_K.value,
+                         'learning_rate': _SVI_LR.value}
+    for split in config.eval.splits:
+      out = iw_svi.log_likelihood(
+          functools.partial(vae_log_joint, model, params),
+          lambda x: model.apply(params, x, method='encode'), train.eval_data(dataset, split, config),
+          jax.random.fold_in(jax.random.key(_SEED.value), 7), _SVI_STEPS.value, _SVI_K.value,
+          _SVI_LR.value, _K.value, config.eval.batch_size, config.eval.chunk_size)
+      results['iw_svi'][split] = {name: evaluation.mean_and_stderr(v[~out['nonfinite']])
+                                  for name, v in out.items() if name != 'nonfinite'}
+      results['iw_svi'][split]['nonfinite_examples'] = np.flatnonzero(out['nonfinite']).tolist()
+      s = results['iw_svi'][split]
+      print(f'IW-SVI {split}: log p(x) {s["log_px"]["mean"]:.2f} ± {s["log_px"]["stderr"]:.2f}, '
+            f'inference gap {s["inference_gap"]["mean"]:.2f}, '
+            f'{len(s["nonfinite_examples"])} non-finite examples')
   out = os.path.join(_WORKDIR.value, f'evaluation_k{_K.value}.json')
   with open(out, 'w') as f:
     json.dump(results, f, indent=2)

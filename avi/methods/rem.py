@@ -20,15 +20,11 @@ import jax
 import jax.numpy as jnp
 
 from avi import distributions as dist
+from avi.log_weights import vae_log_joint
 from avi.methods import register
 from avi.methods.vae_iwae import check_num_samples
 
 sg = jax.lax.stop_gradient
-
-
-def _log_joint(model, params, x, z):
-  return (dist.bernoulli_log_prob(x, model.apply(params, z, method='decode'))
-          + dist.standard_normal_log_prob(z))
 
 
 def _rem_terms(model, params, x, rng, num_particles: int, eps: float):
@@ -40,14 +36,14 @@ def _rem_terms(model, params, x, rng, num_particles: int, eps: float):
   key_r, key_s = jax.random.split(rng)
   mean, scale = sg(model.apply(params, x, method='encode'))
   z = sg(dist.diag_gaussian_sample(key_r, mean, scale, num_particles))
-  log_joint_r = _log_joint(model, params, x, z)
+  log_joint_r = vae_log_joint(model, params, x, z)
   log_w = sg(log_joint_r) - dist.diag_gaussian_log_prob(z, mean, scale)
   s_mean, s_cov = dist.moment_match(z, log_w, eps)
   chol = jnp.linalg.cholesky(s_cov)
   diag = jnp.diagonal(chol, axis1=-2, axis2=-1)
   failed = ~(jnp.all(jnp.isfinite(chol), axis=(-2, -1)) & jnp.all(diag > 0, axis=-1))  # [B]
   z_s = sg(dist.full_gaussian_sample(key_s, s_mean, chol, num_particles))
-  log_joint_s = _log_joint(model, params, x, z_s)
+  log_joint_s = vae_log_joint(model, params, x, z_s)
   log_v = sg(log_joint_s) - dist.full_gaussian_log_prob(z_s, s_mean, chol)
   return (log_joint_r, jax.nn.softmax(log_w, 0), log_joint_s, jax.nn.softmax(log_v, 0), z_s,
           log_w, failed)
@@ -100,7 +96,7 @@ def make_rws(model, config):
   def loss_fn(params, batch, rng):
     mean, scale = model.apply(params, batch, method='encode')
     z = sg(dist.diag_gaussian_sample(rng, mean, scale, num_particles))
-    log_joint = _log_joint(model, params, batch, z)
+    log_joint = vae_log_joint(model, params, batch, z)
     log_r = dist.diag_gaussian_log_prob(z, mean, scale)
     log_w = sg(log_joint - log_r)
     alpha = jax.nn.softmax(log_w, 0)
