@@ -12,6 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.denoise_sigma = 0.0  # DVAE/DIWAE: std of the Gaussian noise on the encoder input
   c.denoise_alpha = 1.0  # DVAE/DIWAE: weight of the denoising term (0 = VAE/IWAE)
   c.rem_eps = 1e-3  # REM: eps I added to the moment-matched covariance (eq. 23)
+  c.rem_covariance = 'weighted'  # REM: 'weighted' (eq. 22) or 'unweighted' (authors' code)
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'

@@ -65,13 +65,14 @@ def full_gaussian_log_prob(z: jax.Array, mean: jax.Array, chol: jax.Array) -> ja
   return -0.5 * maha - log_det - 0.5 * mean.shape[-1] * jnp.log(2 * jnp.pi)
 
 
-def moment_match(z: jax.Array, log_weights: jax.Array, eps: float,
+def moment_match(z: jax.Array, log_weights: jax.Array, eps: float, weighted_covariance: bool = True,
                  ) -> tuple[jax.Array, jax.Array]:
   """Self-normalized weighted moments of particles (Dieng & Paisley 2019, eqs. 22-23).
 
   mu = sum_k alpha_k z_k, Sigma = sum_k alpha_k (z_k - mu)(z_k - mu)^T + eps I with
-  alpha = softmax(log_weights) over particles. (The authors' code uses the
-  unweighted covariance of eq. 23; we follow the weighted eq. 22.)
+  alpha = softmax(log_weights) over particles. With `weighted_covariance=False`,
+  Sigma = (1/K) sum_k (z_k - mu)(z_k - mu)^T + eps I: the unweighted covariance
+  about the weighted mean, as in the authors' code (the paper's eq. 22 is weighted).
   z `[K, B, D]`, log_weights `[K, B]` -> (mean `[B, D]`, covariance `[B, D, D]`).
   """
   if eps <= 0:
@@ -79,5 +80,6 @@ def moment_match(z: jax.Array, log_weights: jax.Array, eps: float,
   alpha = jax.nn.softmax(log_weights, axis=0)
   mean = jnp.einsum('kb,kbd->bd', alpha, z)
   centred = z - mean
-  cov = jnp.einsum('kb,kbi,kbj->bij', alpha, centred, centred)
+  cov_weights = alpha if weighted_covariance else jnp.full_like(alpha, 1.0 / z.shape[0])
+  cov = jnp.einsum('kb,kbi,kbj->bij', cov_weights, centred, centred)
   return mean, cov + eps * jnp.eye(z.shape[-1], dtype=z.dtype)

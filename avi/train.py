@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from avi import config as config_lib
 from avi import data as data_lib
 from avi import distributions as dist
 from avi import evaluation
@@ -199,8 +200,11 @@ def _check_workdir_config(workdir: str, config) -> None:
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
-    if saved != settings:
-      diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+    # Fields added to the config after the run started compare against their defaults.
+    defaults = _settings_json(config_lib.get_config())
+    diff = sorted(k for k in set(saved) | set(settings)
+                  if saved.get(k, defaults.get(k)) != settings.get(k))
+    if diff:
       raise ValueError(f'{workdir} holds a run with different settings ({", ".join(diff)}); '
                        'use a new --workdir')
   else:

@@ -73,7 +73,8 @@ def make_model(rng: np.random.Generator, preset: str = 'burda'):
 def train_row(model, params, x, batch_size: int, k: int, peak: float, min_seconds: float,
               method: str = 'iwae') -> dict:
   config = ml_collections.ConfigDict({'k': k, 'num_samples': 1, 'schedule': 'constant',
-                                      'learning_rate': 1e-3, 'adam_eps': 1e-4, 'rem_eps': 1e-3})
+                                      'learning_rate': 1e-3, 'adam_eps': 1e-4, 'rem_eps': 1e-3,
+                                      'rem_covariance': 'weighted'})
   tx = train.make_optimizer(config, 1, 1)
   step = train.make_train_step(methods.build(method, model, config), tx, False)
   state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),

@@ -35,6 +35,8 @@ _BATCH = flags.DEFINE_integer('batch_size', 20, 'Batch size (the paper: 20).')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Initial rate of the Burda schedule.')
 _SCHEDULE = flags.DEFINE_string('schedule', 'burda', 'Learning-rate schedule.')
 _EPS = flags.DEFINE_float('rem_eps', 1e-3, 'eps I added to the moment-matched covariance.')
+_COV = flags.DEFINE_enum('rem_covariance', 'weighted', ['weighted', 'unweighted'],
+                         "REM covariance: the paper's eq. 22 (weighted) or the authors' code.")
 _SEED = flags.DEFINE_integer('seed', 2019, 'Seed (the paper: 2019).')
 _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'K of the final log-likelihood.')
 _PERIODIC_K = flags.DEFINE_integer('periodic_k', 100, 'K of the per-epoch log-likelihoods.')
@@ -51,6 +53,7 @@ def run_config(method: str, k: int, epochs: int):
   c.k, c.num_samples = (1, k) if method == 'vae' else (k, 1)
   c.epochs, c.batch_size, c.learning_rate = epochs, _BATCH.value, _LR.value
   c.schedule, c.rem_eps, c.seed = _SCHEDULE.value, _EPS.value, _SEED.value
+  c.rem_covariance = _COV.value
   c.eval_every_epochs = 1
   c.eval.periodic_num_samples = _PERIODIC_K.value
   c.eval.num_samples = _EVAL_K.value
@@ -59,7 +62,8 @@ def run_config(method: str, k: int, epochs: int):
 
 
 def train_one(dataset, method: str, k: int, epochs: int) -> dict:
-  workdir = os.path.join(_WORKDIR.value, f'{method}_k{k}_e{epochs}')
+  suffix = '_unweighted' if method.startswith('rem') and _COV.value == 'unweighted' else ''
+  workdir = os.path.join(_WORKDIR.value, f'{method}{suffix}_k{k}_e{epochs}')
   results = train.train_and_evaluate(run_config(method, k, epochs), workdir, dataset)
   print(train.results_table(results))
   return {'workdir': workdir, 'evaluation': results['evaluation'], 'history': results['history'],
@@ -93,7 +97,8 @@ def main(argv):
   os.makedirs(_WORKDIR.value, exist_ok=True)
   out = {'settings': {k: v.value for k, v in flags.FLAGS.__flags.items()  # pylint: disable=protected-access
                       if k in ('methods', 'dataset', 'k', 'epochs', 'batch_size', 'learning_rate',
-                               'schedule', 'rem_eps', 'seed', 'eval_k', 'kl_ks', 'kl_epochs')},
+                               'schedule', 'rem_eps', 'rem_covariance', 'seed', 'eval_k',
+                               'kl_ks', 'kl_epochs')},
          'table': {}, 'kl_to_prior': {}}
   for method in _METHODS.value:
     out['table'][method] = train_one(dataset, method, _K.value, _EPOCHS.value)

@@ -23,6 +23,8 @@ _OVERRIDES = {
                                         'M: samples of the VAE ELBO, outer M of MIWAE/PIWAE [1].'),
     'ciwae_beta': flags.DEFINE_float('ciwae_beta', None, 'CIWAE weight on the ELBO [0.5].'),
     'rem_eps': flags.DEFINE_float('rem_eps', None, 'REM: eps I added to the covariance [1e-3].'),
+    'rem_covariance': flags.DEFINE_enum('rem_covariance', None, ['weighted', 'unweighted'],
+                                        'REM covariance: eq. 22 or the authors\' code.'),
     'denoise_sigma': flags.DEFINE_float('denoise_sigma', None, 'DVAE/DIWAE noise std [0].'),
     'denoise_alpha': flags.DEFINE_float('denoise_alpha', None, 'DVAE/DIWAE mixing alpha [1].'),
     'encoder_max_norm': flags.DEFINE_float('encoder_max_norm', None,

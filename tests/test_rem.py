@@ -26,6 +26,12 @@ def test_moment_match_matches_direct_computation():
     np.testing.assert_allclose(cov[b], c, rtol=1e-4, atol=1e-6)
   with pytest.raises(ValueError, match='eps > 0'):
     avi.moment_match(jnp.asarray(z), jnp.asarray(log_w), 0.0)
+  # The authors' code: unweighted covariance about the weighted mean.
+  _, cov_u = avi.moment_match(jnp.asarray(z), jnp.asarray(log_w), 0.1, weighted_covariance=False)
+  a = np.exp(log_w[:, 0] - log_w[:, 0].max())
+  m = (a[:, None] * z[:, 0]).sum(0) / a.sum()
+  np.testing.assert_allclose(cov_u[0], (z[:, 0] - m).T @ (z[:, 0] - m) / 7 + 0.1 * np.eye(4),
+                             rtol=1e-4, atol=1e-6)
 
 
 def test_moment_match_recovers_true_moments():
@@ -63,7 +69,7 @@ def _setup(k=6, eps=1e-3):
   x = (rng.random((8, 20)) < 0.3).astype(np.float32)
   model, params = networks.init_vae(jax.random.key(0), networks.Architecture((10,), 3), x)
   return model, params, jnp.asarray(x), ml_collections.ConfigDict(
-      {'k': k, 'num_samples': 1, 'rem_eps': eps})
+      {'k': k, 'num_samples': 1, 'rem_eps': eps, 'rem_covariance': 'weighted'})
 
 
 def _grad(name, model, params, x, config, key):
@@ -77,6 +83,10 @@ def test_bad_configs_refused():
       methods.build(name, model, config)
   model, _, _, config = _setup(eps=0.0)
   with pytest.raises(ValueError, match='rem_eps must be > 0'):
+    methods.build('rem_v1', model, config)
+  model, _, _, config = _setup()
+  config.rem_covariance = 'full'
+  with pytest.raises(ValueError, match='rem_covariance must be'):
     methods.build('rem_v1', model, config)
 
 

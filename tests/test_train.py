@@ -88,6 +88,14 @@ def test_workdir_with_other_settings_is_refused(tmp_path):
   train.train_and_evaluate(tiny_config(epochs=1), str(tmp_path), tiny_dataset(), log=print)
   with pytest.raises(ValueError, match='different settings.*k'):
     train.train_and_evaluate(tiny_config(epochs=1, k=4), str(tmp_path), tiny_dataset())
+  # A run saved before a config field existed resumes if the field keeps its default.
+  saved = json.load(open(tmp_path / 'config.json'))
+  del saved['rem_covariance']
+  json.dump(saved, open(tmp_path / 'config.json', 'w'))
+  train.train_and_evaluate(tiny_config(epochs=1), str(tmp_path), tiny_dataset())
+  with pytest.raises(ValueError, match='different settings.*rem_covariance'):
+    train.train_and_evaluate(tiny_config(epochs=1, rem_covariance='unweighted'), str(tmp_path),
+                             tiny_dataset())
 
 
 @pytest.mark.parametrize('field, value, message', [

@@ -14,7 +14,8 @@ p_theta(x, z) the model (decoder and prior). One step, for K particles:
                    r_eta itself as the proposal: the hyperproposal is the whole difference.
 
 Weights, particles and the hyperproposal are computed with theta_t and eta_t held
-fixed (`stop_gradient`). Config fields: `k` (K >= 2 for REM), `rem_eps`.
+fixed (`stop_gradient`). Config fields: `k` (K >= 2 for REM), `rem_eps`,
+`rem_covariance` ('weighted', eq. 22, or 'unweighted', as in the authors' code).
 """
 import jax
 import jax.numpy as jnp
@@ -27,7 +28,7 @@ from avi.methods.vae_iwae import check_num_samples
 sg = jax.lax.stop_gradient
 
 
-def _rem_terms(model, params, x, rng, num_particles: int, eps: float):
+def _rem_terms(model, params, x, rng, num_particles: int, eps: float, weighted: bool):
   """Particles from r and from s, their log p(x, z) (differentiable in theta) and weights.
 
   Returns `[K, B]` arrays (log p(x, z_k), alpha, log p(x, z'_k), beta), the
@@ -38,7 +39,7 @@ def _rem_terms(model, params, x, rng, num_particles: int, eps: float):
   z = sg(dist.diag_gaussian_sample(key_r, mean, scale, num_particles))
   log_joint_r = vae_log_joint(model, params, x, z)
   log_w = sg(log_joint_r) - dist.diag_gaussian_log_prob(z, mean, scale)
-  s_mean, s_cov = dist.moment_match(z, log_w, eps)
+  s_mean, s_cov = dist.moment_match(z, log_w, eps, weighted)
   chol = jnp.linalg.cholesky(s_cov)
   diag = jnp.diagonal(chol, axis1=-2, axis2=-1)
   failed = ~(jnp.all(jnp.isfinite(chol), axis=(-2, -1)) & jnp.all(diag > 0, axis=-1))  # [B]
@@ -56,10 +57,14 @@ def _make(model, config, version: str):
   eps = float(config.rem_eps)
   if eps <= 0:
     raise ValueError(f'rem_eps must be > 0, got {eps}')
+  if config.rem_covariance not in ('weighted', 'unweighted'):
+    raise ValueError(f"rem_covariance must be 'weighted' or 'unweighted', "
+                     f'got {config.rem_covariance!r}')
+  weighted = config.rem_covariance == 'weighted'
 
   def loss_fn(params, batch, rng):
     log_joint_r, alpha, log_joint_s, beta, z_s, log_w, failed = _rem_terms(
-        model, params, batch, rng, num_particles, eps)
+        model, params, batch, rng, num_particles, eps, weighted)
     if version == 'v1':
       model_loss = -jnp.sum(alpha * log_joint_r, 0)
     else:
