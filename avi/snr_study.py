@@ -143,8 +143,9 @@ def elbo_gradient_check(problem: gm.Problem, k1_cell: dict, num_draws: int) -> d
   out = {}
   for leaf in ('mu', 'b'):
     mean = np.asarray(k1_cell[f'mean_grad_{leaf}'])
-    stderr = np.asarray(k1_cell[f'mean_grad_{leaf}']) / np.maximum(
-        np.asarray(k1_cell[f'snr_{leaf}']), 1e-30) / np.sqrt(num_draws)
+    # std = |mean| / SNR, so the standard error of the mean is |mean| / (SNR sqrt(R)).
+    stderr = np.abs(mean) / np.maximum(np.asarray(k1_cell[f'snr_{leaf}']), 1e-30) / np.sqrt(
+        num_draws)
     z = np.abs(mean - np.asarray(exact[leaf])) / stderr
     out[leaf] = {'closed_form': np.asarray(exact[leaf]).tolist(), 'max_abs_z': float(z.max()),
                  'mean_abs_z': float(z.mean())}

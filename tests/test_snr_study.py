@@ -40,6 +40,12 @@ def test_rmse_falls_and_k1_matches_closed_form(study):
   k1 = {f: results['iwae'][f][0] for f in ('mean_grad_mu', 'mean_grad_b', 'snr_mu', 'snr_b')}
   check = snr_study.elbo_gradient_check(problem, k1, 2000)
   assert check['mu']['max_abs_z'] < 4.5 and check['b']['max_abs_z'] < 4.5
+  assert 0.3 < check['mu']['mean_abs_z'] < 1.5  # ~0.8 for standard-normal errors
+  # A wrong reference is caught: shift the closed form by 10 standard errors.
+  shifted = dict(k1, mean_grad_mu=(np.asarray(k1['mean_grad_mu'])
+                                   + 10 * np.abs(k1['mean_grad_mu']) / np.asarray(k1['snr_mu'])
+                                   / np.sqrt(2000)).tolist())
+  assert snr_study.elbo_gradient_check(problem, shifted, 2000)['mu']['max_abs_z'] > 5
 
 
 def test_bad_inputs():
