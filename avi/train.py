@@ -176,7 +176,8 @@ def restore_params(workdir: str, config, dataset: data_lib.Dataset):
   with _checkpoint_manager(workdir) as manager:
     if manager.latest_step() is None:
       raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
-    state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
+    state = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(state)))['state']
   return model, state['params'], int(state['step'])
 
 
@@ -229,19 +230,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_step = jax.jit(make_train_step(loss_fn, tx, dataset.binarization == data_lib.DYNAMIC),
                        donate_argnums=0)
   manager = _checkpoint_manager(workdir, config.keep_checkpoints)
+  # Per-epoch metrics, wall time and the running sums of the current epoch travel inside the
+  # checkpoint (one atomic save), so a run killed at any point resumes with identical history.
+  progress = {'train_seconds': 0.0, 'history': {}, 'partial_epoch': None}
   if manager.latest_step() is not None:
-    state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(
-        jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+    restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)),
+        progress=ocp.args.JsonRestore()))
+    state, progress = restored['state'], restored['progress']
     log(f'resumed from step {int(state["step"])} in {workdir}')
   start_step = int(state['step'])
   checkpoint_every = config.checkpoint_every_steps or steps_per_epoch
   train_x = dataset.splits['train']
   writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
-  progress_path = os.path.join(workdir, 'progress.json')  # wall time and per-epoch metrics
-  progress = {'train_seconds': 0.0, 'history': {}}
-  if os.path.exists(progress_path):
-    with open(progress_path) as f:
-      progress = json.load(f)
 
   metrics = {}
 
@@ -256,11 +257,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           f'{workdir}/checkpoints')
 
   t0 = time.time()
+
+  def train_seconds():  # wall time of all training sessions of this run
+    return progress['train_seconds'] + (time.time() - t0 if start_step < total_steps else 0.0)
+
   order, epoch_of_order = None, -1
-  # Metric sums of the current epoch; a mid-epoch checkpoint stores them so that a resumed
-  # run reports the same epoch means.
-  partial = progress.pop('partial_epoch', None) if start_step % steps_per_epoch else None
-  epoch_sums = ({k: jnp.float32(v) for k, v in partial['sums'].items()} if partial else None)
+  partial = progress['partial_epoch']
+  epoch_sums = {k: jnp.float32(v) for k, v in partial['sums'].items()} if partial else None
   epoch_count = partial['count'] if partial else 0
   bar = tqdm.tqdm(total=total_steps, initial=start_step, desc='train', disable=None)
   for step in range(start_step, total_steps):
@@ -289,16 +292,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         means.update(_periodic_eval(model, state['params'], dataset, config, writer, epoch + 1))
     if done % checkpoint_every == 0 or done == total_steps:
       check_finite(done)
-      manager.save(done, args=ocp.args.StandardSave(state))
+      progress['partial_epoch'] = (
+          {'sums': {k: float(v) for k, v in epoch_sums.items()}, 'count': epoch_count}
+          if epoch_sums is not None else None)
+      manager.save(done, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          progress=ocp.args.JsonSave({**progress, 'train_seconds': train_seconds()})))
       manager.wait_until_finished()
-      partial = ({'sums': {k: float(v) for k, v in epoch_sums.items()}, 'count': epoch_count}
-                 if epoch_sums is not None else None)
-      _write_json(progress_path, {**progress, 'step': done, 'partial_epoch': partial,
-                                  'train_seconds': progress['train_seconds'] + time.time() - t0})
   bar.close()
   check_finite(total_steps)
-  with open(progress_path) as f:
-    progress = json.load(f)
 
   t1 = time.time()
   results = {'settings': _settings_json(config), 'versions': versions(),
@@ -315,7 +317,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     writer.add_scalar(f'final/{split}_log_px', report['summary']['log_px']['mean'], total_steps)
   if 'test' in reports:
     np.savez(os.path.join(workdir, 'test_per_example.npz'), **reports['test']['per_example'])
-  results['train_seconds'] = progress['train_seconds']
+  results['train_seconds'] = train_seconds()
   results['history'] = progress['history']
   results['eval_seconds'] = time.time() - t1
   writer.close()
