@@ -301,6 +301,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       manager.wait_until_finished()
   bar.close()
   check_finite(total_steps)
+  train_total = train_seconds()
 
   t1 = time.time()
   results = {'settings': _settings_json(config), 'versions': versions(),
@@ -317,7 +318,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     writer.add_scalar(f'final/{split}_log_px', report['summary']['log_px']['mean'], total_steps)
   if 'test' in reports:
     np.savez(os.path.join(workdir, 'test_per_example.npz'), **reports['test']['per_example'])
-  results['train_seconds'] = train_seconds()
+  results['train_seconds'] = train_total
   results['history'] = progress['history']
   results['eval_seconds'] = time.time() - t1
   writer.close()
