@@ -89,8 +89,7 @@ def test_bad_flags_fail_clearly(tmp_path, flags, message):
 
 def test_evaluate_without_run(tmp_path):
   proc = run('experiments.evaluate', f'--workdir={tmp_path}', check=False)
-  assert proc.returncode != 0 and 'is it a training workdir' in proc.stderr.replace(
-      f'is {tmp_path} a training workdir', 'is it a training workdir')
+  assert proc.returncode != 0 and f'is {tmp_path} a training workdir' in proc.stderr
 
 
 def test_rem_binary_end_to_end(tiny_npz, tmp_path):

@@ -210,9 +210,16 @@ def test_dynamic_step_binarizes_inside_the_step():
 
 @pytest.mark.parametrize('method', ['rem_v1', 'rem_v2', 'rws', 'iwae_dreg', 'piwae'])
 def test_methods_train_in_the_same_loop(tmp_path, method):
-  results = train.train_and_evaluate(tiny_config(method=method, epochs=4, num_samples=2),
-                                     str(tmp_path), tiny_dataset(), log=lambda s: None)
-  history = results['history']
-  assert history['4']['loss'] < history['1']['loss'] or method.startswith(('rem', 'rws'))
+  # K = 8 particles for a 2-d latent: REM's moment-matched covariance needs K well above the
+  # latent dimension (Dieng & Paisley, after eq. 23); with K = 3 in 50-d, s collapses to eps I
+  # and pulls r with it, and the bound falls.
+  config = tiny_config(method=method, epochs=4, num_samples=2, k=8, latent_dim=2)
+  results = train.train_and_evaluate(config, str(tmp_path), tiny_dataset(), log=lambda s: None)
+  first, last = results['history']['1'], results['history']['4']
+  # REM's and RWS's losses are not bounds; every method but PIWAE also reports the IWAE bound.
+  if 'iwae8' in first:
+    assert last['iwae8'] > first['iwae8']
+  else:
+    assert last['loss'] < first['loss']
   test = results['evaluation']['test']
   assert np.isfinite(test['log_px']['mean']) and test['elbo']['mean'] <= test['log_px']['mean']

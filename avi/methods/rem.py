@@ -14,7 +14,10 @@ p_theta(x, z) the model (decoder and prior). One step, for K particles:
                    r_eta itself as the proposal: the hyperproposal is the whole difference.
 
 Weights, particles and the hyperproposal are computed with theta_t and eta_t held
-fixed (`stop_gradient`). Config fields: `k` (K >= 2 for REM), `rem_eps`,
+fixed (`stop_gradient`). K must be well above the latent dimension: with K <= D the
+weighted covariance has rank < D, s shrinks to eps I in the missing directions, the
+inclusive-KL update shrinks r with it and the bound falls (seen with K = 3, D = 50).
+Config fields: `k` (K >= 2 for REM), `rem_eps`,
 `rem_covariance` ('weighted', eq. 22, or 'unweighted', as in the authors' code).
 """
 import jax
