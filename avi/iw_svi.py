@@ -7,7 +7,7 @@ importance sampling from the refined proposal with the chunked evaluator.
 Examples whose refinement goes non-finite are reported, never averaged away.
 """
 import functools
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -63,38 +63,51 @@ def refine(log_joint_fn: LogJointFn, x: jax.Array, mean: jax.Array, scale: jax.A
 def log_likelihood(log_joint_fn: LogJointFn, encode_fn, data: np.ndarray, key: jax.Array,
                    steps: int = 100, k: int = 100, learning_rate: float = 1e-3,
                    num_samples: int = 5000, batch_size: int = 100, chunk_size: int = 100,
-                   ) -> dict[str, np.ndarray]:
+                   iwae_ks: Sequence[int] = ()) -> dict[str, np.ndarray]:
   """IW-SVI estimates for a dataset `[N, P]`, `[N]` each.
 
   `log_px` (IS from the refined proposals), `amortized_log_px` (IS from q(z | x)
-  itself), the amortized `elbo`, the `inference_gap` log p(x) - ELBO, and a
+  itself), the amortized `elbo` and amortized `iwae{k}` (E[L_k], k in `iwae_ks`,
+  each dividing chunk_size), the `inference_gap` log p(x) - ELBO, and a
   `nonfinite` mask of examples whose refinement diverged (their `log_px` is NaN).
   `encode_fn(x) -> (mean, scale)` gives the amortized proposal.
   """
   refine_batch = jax.jit(functools.partial(refine, log_joint_fn, steps=steps, k=k,
                                            learning_rate=learning_rate))
 
-  def estimate(x, mean, scale, key):
+  def estimate(x, mean, scale, key, ks):
     def log_weights_fn(kk, xx, n):
       z = dist.diag_gaussian_sample(kk, mean, scale, n)
       return log_joint_fn(xx, z) - dist.diag_gaussian_log_prob(z, mean, scale)
-    return evaluation.chunked_estimates(log_weights_fn, x, key, num_samples, chunk_size)
+    return evaluation.chunked_estimates(log_weights_fn, x, key, num_samples, chunk_size, ks)
 
-  estimate = jax.jit(estimate)
-  out = {'log_px': [], 'amortized_log_px': [], 'elbo': [], 'nonfinite': []}
+  estimate = jax.jit(estimate, static_argnums=4)
+  out = {'log_px': [], 'amortized_log_px': [], 'elbo': [], 'nonfinite': [],
+         **{f'iwae{k}': [] for k in iwae_ks}}
   for i, start in enumerate(range(0, len(data), batch_size)):
     x = jnp.asarray(data[start:start + batch_size], jnp.float32)
     key_i = jax.random.fold_in(key, i)
     mean, scale = encode_fn(x)
-    amortized = estimate(x, mean, scale, jax.random.fold_in(key_i, 0))
+    amortized = estimate(x, mean, scale, jax.random.fold_in(key_i, 0), tuple(iwae_ks))
     r_mean, r_scale, _ = refine_batch(x, mean, scale, jax.random.fold_in(key_i, 1))
-    refined = estimate(x, r_mean, r_scale, jax.random.fold_in(key_i, 2))
+    refined = estimate(x, r_mean, r_scale, jax.random.fold_in(key_i, 2), ())
     bad = ~(jnp.all(jnp.isfinite(r_mean), -1) & jnp.all(jnp.isfinite(r_scale), -1)
             & jnp.isfinite(refined['log_px']))
     out['log_px'].append(np.asarray(refined['log_px']))
     out['amortized_log_px'].append(np.asarray(amortized['log_px']))
-    out['elbo'].append(np.asarray(amortized['elbo']))
+    for name in ('elbo', *(f'iwae{k}' for k in iwae_ks)):
+      out[name].append(np.asarray(amortized[name]))
     out['nonfinite'].append(np.asarray(bad))
   out = {name: np.concatenate(v) for name, v in out.items()}
   out['inference_gap'] = out['log_px'] - out['elbo']
   return out
+
+
+def summarize(out: dict[str, np.ndarray]) -> dict:
+  """Mean and standard error of each `log_likelihood` output over the finite examples,
+  with the indices of the non-finite ones (reported, never averaged away)."""
+  ok = ~out['nonfinite']
+  summary = {name: evaluation.mean_and_stderr(v[ok]) for name, v in out.items()
+             if name != 'nonfinite'}
+  summary['nonfinite_examples'] = np.flatnonzero(out['nonfinite']).tolist()
+  return summary

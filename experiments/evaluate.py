@@ -13,10 +13,8 @@ from absl import flags
 from absl import logging
 import jax
 import ml_collections
-import numpy as np
 
 from avi import data as data_lib
-from avi import evaluation
 from avi import iw_svi
 from avi import train
 from avi.log_weights import vae_log_joint
@@ -63,9 +61,7 @@ def main(argv):
           lambda x: model.apply(params, x, method='encode'), train.eval_data(dataset, split, config),
           jax.random.fold_in(jax.random.key(_SEED.value), 7), _SVI_STEPS.value, _SVI_K.value,
           _SVI_LR.value, _K.value, config.eval.batch_size, config.eval.chunk_size)
-      results['iw_svi'][split] = {name: evaluation.mean_and_stderr(v[~out['nonfinite']])
-                                  for name, v in out.items() if name != 'nonfinite'}
-      results['iw_svi'][split]['nonfinite_examples'] = np.flatnonzero(out['nonfinite']).tolist()
+      results['iw_svi'][split] = iw_svi.summarize(out)
       s = results['iw_svi'][split]
       print(f'IW-SVI {split}: log p(x) {s["log_px"]["mean"]:.2f} ± {s["log_px"]["stderr"]:.2f}, '
             f'inference gap {s["inference_gap"]["mean"]:.2f}, '
