@@ -13,6 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.denoise_alpha = 1.0  # DVAE/DIWAE: weight of the denoising term (0 = VAE/IWAE)
   c.rem_eps = 1e-3  # REM: eps I added to the moment-matched covariance (eq. 23)
   c.rem_covariance = 'weighted'  # REM: 'weighted' (eq. 22) or 'unweighted' (authors' code)
+  c.num_transitions = 0  # T > 0: HVI, q_0(z_0 | x) refined by T transitions (Huang et al.)
+  c.avo_a = 0.5  # hvi_avo: probability of an AVO step (else an ELBO step)
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'

@@ -14,7 +14,6 @@ import jax.numpy as jnp
 
 from avi import distributions as dist
 from avi import evaluation
-from avi.networks import ACTIVATIONS
 
 _SOFTPLUS_INV_HALF = -0.4328521  # softplus^{-1}(0.5): initial transition std
 
@@ -47,7 +46,7 @@ class Refinement(nn.Module):
   dense layer is a `ConditionalDense` on it. Returns (mean, scale), each like z.
   """
   hidden: int = 64
-  activation: str = 'relu'
+  activation: str = 'relu'  # a jax.nn function: relu for energies, elu amortized
 
   @nn.compact
   def __call__(self, z: jax.Array, context: Optional[jax.Array] = None,
@@ -59,7 +58,7 @@ class Refinement(nn.Module):
       return lambda h: ConditionalDense(features, bias_init, name=name)(h, context)
 
     d = z.shape[-1]
-    h = ACTIVATIONS[self.activation](layer(self.hidden, 'hidden')(z))
+    h = getattr(jax.nn, self.activation)(layer(self.hidden, 'hidden')(z))
     gate = jax.nn.sigmoid(layer(d, 'gate')(h))
     mean = gate * layer(d, 'm')(h) + (1.0 - gate) * z
     scale = jax.nn.softplus(layer(d, 'scale', _SOFTPLUS_INV_HALF)(h))

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from avi import hvi
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     'tanh': jnp.tanh, 'relu': nn.relu, 'elu': nn.elu, 'softplus': nn.softplus,
 }
@@ -18,11 +20,16 @@ class Architecture:
 
   `encoder_max_norm` H > 0 makes every encoder layer a `BoundedWeightNormDense`
   (weight-normalized inference, Shu et al. 2018); 0 leaves it plain.
+  `num_transitions` T > 0 refines the encoder's q_0(z_0 | x) by T stochastic
+  transitions conditioned on x (hierarchical VI, Huang et al. 2018, Sec. 4.2),
+  each with `transition_hidden` ELU units.
   """
   hidden: tuple[int, ...]
   latent_dim: int
   activation: str = 'tanh'
   encoder_max_norm: float = 0.0
+  num_transitions: int = 0
+  transition_hidden: int = 300
 
 
 PRESETS: dict[str, Architecture] = {
@@ -30,8 +37,8 @@ PRESETS: dict[str, Architecture] = {
     'burda': Architecture(hidden=(200, 200), latent_dim=50),
     # Dieng & Paisley 2019, Section 4: 2x200 tanh, 20-d latent.
     'rem': Architecture(hidden=(200, 200), latent_dim=20),
-    # Huang et al. 2018, Section 5.4 (amortized): 2x300, 40-d latent.
-    'avo': Architecture(hidden=(300, 300), latent_dim=40, activation='elu'),
+    # Huang et al. 2018, Section 5.4 (amortized): gated 2x300 MLPs, 40-d latent.
+    'avo': Architecture(hidden=(300, 300), latent_dim=40, activation='gated'),
 }
 
 
@@ -67,16 +74,20 @@ def dense(features: int, max_norm: float = 0.0, name: str | None = None) -> nn.M
 
 
 class MLP(nn.Module):
-  """Dense layers with an activation after each."""
+  """Dense layers with an activation after each. `gated`: h = (W h + b) * sigmoid(V h + c)
+  (Tomczak & Welling 2016)."""
   features: Sequence[int]
   activation: str = 'tanh'
   max_norm: float = 0.0
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
-    act = ACTIVATIONS[self.activation]
     for i, width in enumerate(self.features):
-      h = act(dense(width, self.max_norm, name=f'Dense_{i}')(h))
+      pre = dense(width, self.max_norm, name=f'Dense_{i}')(h)
+      if self.activation == 'gated':
+        h = pre * jax.nn.sigmoid(dense(width, self.max_norm, name=f'Gate_{i}')(h))
+      else:
+        h = ACTIVATIONS[self.activation](pre)
     return h
 
 
@@ -88,12 +99,14 @@ class GaussianEncoder(nn.Module):
   max_norm: float = 0.0  # > 0: weight-normalized inference with ||w_i|| <= max_norm
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(mean, scale, features): the last hidden layer `[..., hidden[-1]]` is the
+    context of conditioned transitions."""
     h = MLP(self.hidden, self.activation, self.max_norm)(x)
     mean = dense(self.latent_dim, self.max_norm, name='mean')(h)
     # exp(log-std) as in Burda et al.
     scale = jnp.exp(dense(self.latent_dim, self.max_norm, name='log_scale')(h))
-    return mean, scale
+    return mean, scale, h
 
 
 class BernoulliDecoder(nn.Module):
@@ -109,7 +122,11 @@ class BernoulliDecoder(nn.Module):
 
 
 class VAE(nn.Module):
-  """An encoder/decoder pair; `encode` and `decode` are what the methods call."""
+  """An encoder/decoder pair; `encode` and `decode` are what the methods call.
+
+  With `arch.num_transitions` T > 0 it also holds the T forward and T backward
+  refinement transitions (stacked, see `avi.hvi`); `refine` runs them.
+  """
   arch: Architecture
   data_dim: int
 
@@ -117,17 +134,38 @@ class VAE(nn.Module):
     if self.arch.encoder_max_norm < 0:
       raise ValueError(f'encoder_max_norm H must be > 0 (or 0 for a plain encoder), '
                        f'got {self.arch.encoder_max_norm}')
+    if self.arch.num_transitions < 0:
+      raise ValueError(f'num_transitions T must be >= 0, got {self.arch.num_transitions}')
     self.encoder = GaussianEncoder(self.arch.hidden, self.arch.latent_dim, self.arch.activation,
                                    self.arch.encoder_max_norm)
     self.decoder = BernoulliDecoder(tuple(reversed(self.arch.hidden)), self.data_dim,
                                     self.arch.activation)
+    if self.arch.num_transitions:
+      z = jnp.zeros((1, 1, self.arch.latent_dim))
+      context = jnp.zeros((1, self.arch.hidden[-1]))
+      self.transitions = self.param('transitions', lambda key: hvi.init_transitions(
+          key, self._transition_op(), self.arch.num_transitions, z, context))
+
+  def _transition_op(self) -> hvi.Refinement:
+    # Unbound (parent=None): the stacked parameters are applied to it inside lax.scan.
+    return hvi.Refinement(self.arch.transition_hidden, 'elu', parent=None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     mean, _ = self.encode(x)
     return self.decode(mean)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean, scale) of q(z | x), or of q_0(z_0 | x) with transitions."""
+    return self.encoder(x)[:2]
+
+  def encode_with_context(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     return self.encoder(x)
+
+  def refine(self, z0: jax.Array, context: jax.Array, key: jax.Array,
+             cut_gradients: bool = False):
+    """The `hvi.Chain` of the transitions from z_0 `[K, B, D]` given context `[B, C]`."""
+    return hvi.sample_chain(self._transition_op(), self.transitions, z0, key, context,
+                            cut_gradients)
 
   def decode(self, z: jax.Array) -> jax.Array:
     return self.decoder(z)

@@ -159,6 +159,10 @@ def setup(config, dataset: Optional[data_lib.Dataset] = None):
     if config.encoder_max_norm < 0:
       raise ValueError(f'encoder_max_norm H must be > 0 (0 = off), got {config.encoder_max_norm}')
     arch = dataclasses.replace(arch, encoder_max_norm=config.encoder_max_norm)
+  if config.get('num_transitions', 0):
+    if config.num_transitions < 0:
+      raise ValueError(f'num_transitions T must be >= 0, got {config.num_transitions}')
+    arch = dataclasses.replace(arch, num_transitions=config.num_transitions)
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   model, params = networks.init_vae(init_key, arch, train_x)
   loss_fn = methods.build(config.method, model, config)

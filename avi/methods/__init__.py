@@ -49,6 +49,7 @@ def build(name: str, model: Any, config: Any) -> LossFn:
 
 # Importing the modules registers their methods.
 from avi.methods import air  # noqa: E402,F401
+from avi.methods import hvi_avo  # noqa: E402,F401
 from avi.methods import rem  # noqa: E402,F401
 from avi.methods import tighter_bounds  # noqa: E402,F401
 from avi.methods import vae_iwae  # noqa: E402,F401
