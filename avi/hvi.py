@@ -16,23 +16,27 @@ from avi import distributions as dist
 from avi import evaluation
 
 _SOFTPLUS_INV_HALF = -0.4328521  # softplus^{-1}(0.5): initial transition std
+_GATE_BIAS = -2.0  # initial gate sigmoid(-2) = 0.12
 
 
 class ConditionalDense(nn.Module):
   """Conditional weight normalization (Krueger et al. 2017): y = (h @ v / ||v||) * s(c) + b(c).
 
   The per-unit scale s and bias b are linear in the context c `[B, C]`; h is
-  `[..., B, in]` (leading particle axes broadcast). s starts at 1.
+  `[..., B, in]` (leading particle axes broadcast). s starts at 1, or at 0 with
+  `zero_init` (the output is then b(c) = bias_init until training moves it).
   """
   features: int
   bias_init: float = 0.0
+  zero_init: bool = False
 
   @nn.compact
   def __call__(self, h: jax.Array, context: jax.Array) -> jax.Array:
     v = self.param('v', nn.initializers.lecun_normal(), (h.shape[-1], self.features))
     direction = v / jnp.linalg.norm(v, axis=0)
     scale = nn.Dense(self.features, kernel_init=nn.initializers.zeros,
-                     bias_init=nn.initializers.ones, name='scale')(context)
+                     bias_init=nn.initializers.zeros if self.zero_init else nn.initializers.ones,
+                     name='scale')(context)
     bias = nn.Dense(self.features, kernel_init=nn.initializers.zeros,
                     bias_init=nn.initializers.constant(self.bias_init), name='bias')(context)
     return (h @ direction) * scale + bias
@@ -44,6 +48,11 @@ class Refinement(nn.Module):
   mu = g * m + (1 - g) * z, sigma = softplus(W_s h + b_s), g = sigmoid(W_g h + b_g),
   m = W_m h + b_m, h = act(W_h z + b_h). With a context (amortized VI) every
   dense layer is a `ConditionalDense` on it. Returns (mean, scale), each like z.
+
+  The output layers start at zero weight, so every transition starts as the
+  same contraction toward the identity, mean = 0.88 z and std 0.5, whatever z:
+  a random init of m and sigma compounds over T transitions (samples of 1e4
+  and log-densities of -1e11 at T = 10 in some seeds).
   """
   hidden: int = 64
   activation: str = 'relu'  # a jax.nn function: relu for energies, elu amortized
@@ -51,15 +60,16 @@ class Refinement(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array, context: Optional[jax.Array] = None,
                ) -> tuple[jax.Array, jax.Array]:
-    def layer(features, name, bias_init=0.0):
+    def layer(features, name, bias_init=0.0, zero_init=True):
       if context is None:
-        return lambda h: nn.Dense(features, bias_init=nn.initializers.constant(bias_init),
-                                  name=name)(h)
-      return lambda h: ConditionalDense(features, bias_init, name=name)(h, context)
+        kernel_init = nn.initializers.zeros if zero_init else nn.initializers.lecun_normal()
+        return lambda h: nn.Dense(features, kernel_init=kernel_init,
+                                  bias_init=nn.initializers.constant(bias_init), name=name)(h)
+      return lambda h: ConditionalDense(features, bias_init, zero_init, name=name)(h, context)
 
     d = z.shape[-1]
-    h = getattr(jax.nn, self.activation)(layer(self.hidden, 'hidden')(z))
-    gate = jax.nn.sigmoid(layer(d, 'gate')(h))
+    h = getattr(jax.nn, self.activation)(layer(self.hidden, 'hidden', zero_init=False)(z))
+    gate = jax.nn.sigmoid(layer(d, 'gate', _GATE_BIAS)(h))
     mean = gate * layer(d, 'm')(h) + (1.0 - gate) * z
     scale = jax.nn.softplus(layer(d, 'scale', _SOFTPLUS_INV_HALF)(h))
     return mean, scale
