@@ -1,0 +1,208 @@
+"""Hierarchical VI and annealed variational objectives (Huang et al. 2018)."""
+import dataclasses
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from avi import avo
+from avi import distributions as dist
+from avi import energies
+from avi import energy_fit
+from avi import hvi
+from avi import methods
+from avi import networks
+from avi.log_weights import vae_log_joint
+from avi.log_weights import vae_log_weights
+
+
+@pytest.mark.parametrize('name', ['c', 'd', 'e', 'f'])
+def test_log_normalizers_match_quadrature(name):
+  np.testing.assert_allclose(energies.quadrature_log_normalizer(name, num=1501),
+                             energies.log_normalizer(name), atol=1e-4)
+
+
+def test_quadrature_energies_are_finite_and_tables_are_normalized():
+  for name in ('a', 'b'):
+    assert math.isfinite(energies.log_normalizer(name))
+  np.testing.assert_allclose(sum(energies.MIXTURE_WEIGHTS), 1.0)
+  # Energy (d) is a density: its value at a mode is the weighted Gaussian peak (others ~0).
+  peak = energies.log_density('d', jnp.array([0.0, 2.0]))
+  np.testing.assert_allclose(peak, math.log(0.4 / (2 * math.pi * 0.2)), atol=1e-3)
+
+
+def test_energy_bad_input():
+  with pytest.raises(ValueError, match="unknown energy 'g'"):
+    energies.log_density('g', jnp.zeros((3, 2)))
+  with pytest.raises(ValueError, match=r'must be \[..., 2\]'):
+    energies.log_density('a', jnp.zeros((3, 3)))
+
+
+def _random_transitions(key, num_transitions=3, dim=2, context=None, hidden=16):
+  """Transitions with every weight random (not the zero-output init), so tests see
+  non-trivial gates, means and scales."""
+  op = hvi.Refinement(hidden, 'relu')
+  params = hvi.init_transitions(key, op, num_transitions, jnp.zeros((1, 1, dim)), context)
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+  leaves = [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+  return op, jax.tree.unflatten(tree, leaves)
+
+
+def test_chain_shapes_and_scores():
+  op, params = _random_transitions(jax.random.key(0))
+  z0 = jax.random.normal(jax.random.key(1), (5, 4, 2))
+  chain = hvi.sample_chain(op, params, z0, jax.random.key(2))
+  chex.assert_shape(chain.zs, (4, 5, 4, 2))
+  chex.assert_shape((chain.log_q, chain.log_r), (3, 5, 4))
+  # Independent recomputation of transition 2's scores from the sampled states.
+  fwd = jax.tree.map(lambda x: x[1], params['forward'])
+  bwd = jax.tree.map(lambda x: x[1], params['backward'])
+  mean, scale = op.apply(fwd, chain.zs[1])
+  r_mean, r_scale = op.apply(bwd, chain.zs[2])
+  np.testing.assert_allclose(chain.log_q[1], dist.diag_gaussian_log_prob(chain.zs[2], mean, scale),
+                             rtol=1e-5)
+  np.testing.assert_allclose(chain.log_r[1],
+                             dist.diag_gaussian_log_prob(chain.zs[1], r_mean, r_scale), rtol=1e-5)
+
+
+def test_marginal_estimate_matches_closed_form_at_init():
+  """At init every transition is z_t = c z_{t-1} + 0.5 eps (c = 1 - sigmoid(-2)), so with
+  T = 2 and q_0 = N(0, I), q_2 = N(0, v I) with v = c^4 + 0.25 c^2 + 0.25 exactly."""
+  op = hvi.Refinement(16, 'relu')
+  params = hvi.init_transitions(jax.random.key(3), op, 2, jnp.zeros((1, 1, 2)))
+  c = 1 - jax.nn.sigmoid(-2.0)
+  v = c**4 + 0.25 * c**2 + 0.25
+  z = jax.random.normal(jax.random.key(4), (50, 2)) * math.sqrt(v)
+  log_q = hvi.log_marginal(op, params, z, jax.random.key(5), num_samples=2000)
+  exact = dist.standard_normal_log_prob(z / math.sqrt(v)) - math.log(v)
+  np.testing.assert_allclose(log_q, exact, atol=0.02)
+
+
+def test_hvi_elbo_lower_bounds_log_normalizer_and_last_avo_term_is_the_elbo():
+  op, params = _random_transitions(jax.random.key(5), num_transitions=4)
+  z0 = jax.random.normal(jax.random.key(6), (4000, 1, 2))
+  chain = hvi.sample_chain(op, params, z0, jax.random.key(7))
+  log_q0 = dist.standard_normal_log_prob(z0)
+  log_f = lambda z: energies.log_density('d', z)
+  elbo = avo.hvi_elbo(chain, log_q0, log_f(chain.zs[-1]))
+  assert float(jnp.mean(elbo)) < energies.log_normalizer('d')
+  terms = avo.avo_objectives(chain, log_q0, dist.standard_normal_log_prob, log_f)
+  chex.assert_shape(terms, (4, 4000, 1))
+  np.testing.assert_allclose(terms[-1], elbo, rtol=1e-4, atol=1e-3)
+  # beta scales exactly the entropy and cross-entropy terms.
+  half = avo.hvi_elbo(chain, log_q0, log_f(chain.zs[-1]), 0.5)
+  error = jnp.abs(2 * half - elbo - log_f(chain.zs[-1]))
+  assert jnp.all(error <= 1e-6 * jnp.abs(elbo - half) + 1e-3)  # float32 cancellation
+
+
+def _grad_norms_by_transition(objective: str, term: int):
+  op, params = _random_transitions(jax.random.key(8), num_transitions=3)
+
+  def value(p):
+    z0 = jax.random.normal(jax.random.key(9), (16, 1, 2))
+    chain = hvi.sample_chain(op, p, z0, jax.random.key(10), cut_gradients=objective == 'avo')
+    log_q0 = dist.standard_normal_log_prob(z0)
+    log_f = lambda z: energies.log_density('d', z)
+    if objective == 'avo':
+      return jnp.mean(avo.avo_objectives(chain, log_q0, dist.standard_normal_log_prob,
+                                         log_f)[term])
+    return jnp.mean(avo.hvi_elbo(chain, log_q0, log_f(chain.zs[term + 1])))
+
+  grads = jax.grad(value)(params)['forward']
+  return np.array([sum(float(jnp.sum(jnp.abs(g[t]))) for g in jax.tree.leaves(grads))
+                   for t in range(3)])
+
+
+def test_avo_cuts_gradients_between_transitions():
+  norms = _grad_norms_by_transition('avo', term=1)  # term of transition 2
+  assert norms[1] > 0 and norms[0] == 0 and norms[2] == 0
+  # Without the cut an earlier transition does get gradient through z_1.
+  assert _grad_norms_by_transition('elbo', term=1)[0] > 0
+
+
+def test_annealing_and_beta_schedules():
+  np.testing.assert_allclose(avo.annealing_weights(4), [0.25, 0.5, 0.75, 1.0])
+  beta = avo.beta_schedule(0.5, 100)
+  np.testing.assert_allclose([beta(0), beta(25), beta(50), beta(99)],
+                             [0.01, 0.505, 1.0, 1.0], rtol=1e-6)
+  np.testing.assert_allclose(avo.beta_schedule(0.0, 100)(0), 1.0)
+  with pytest.raises(ValueError, match=r'fraction must lie in \[0, 1\]'):
+    avo.beta_schedule(1.5, 100)
+
+
+@pytest.mark.parametrize('settings, fraction, message', [
+    (energy_fit.Settings(energy='z'), 0.0, "unknown energy 'z'"),
+    (energy_fit.Settings(objective='iwae'), 0.0, "unknown objective 'iwae'"),
+    (energy_fit.Settings(num_transitions=0), 0.0, 'T must be >= 1'),
+    (energy_fit.Settings(), -0.1, r'fraction must lie in \[0, 1\]'),
+])
+def test_fit_bad_input(settings, fraction, message):
+  with pytest.raises(ValueError, match=message):
+    energy_fit.check(settings, fraction)
+
+
+def test_avo_finds_all_four_modes_of_energy_d():
+  """The small-scale version of the README's energy (d) experiment (one seed)."""
+  settings = energy_fit.Settings(energy='d', objective='avo', steps=2000)
+  params, losses = jax.jit(lambda k: energy_fit.fit(settings, k))(jax.random.key(0))
+  assert np.all(np.isfinite(losses))
+  z = energy_fit.sample(settings, params, jax.random.key(1), 2000)[-1]
+  assert np.all(energy_fit.mode_coverage(z) > 0.05), energy_fit.mode_coverage(z)
+  kl = energy_fit.kl_estimate(settings, params, z, jax.random.key(2), num_inner=200)
+  untrained = energy_fit.init(settings, jax.random.key(0))
+  z_init = energy_fit.sample(settings, untrained, jax.random.key(1), 2000)[-1]
+  kl_init = energy_fit.kl_estimate(settings, untrained, z_init, jax.random.key(2), num_inner=200)
+  assert 0 < kl['kl'] < 0.5 < kl_init['kl'], (kl, kl_init)
+
+
+def _hvi_model(num_transitions=2, latent_dim=2, scale=0.2):
+  arch = dataclasses.replace(networks.PRESETS['avo'], hidden=(32,), latent_dim=latent_dim,
+                             num_transitions=num_transitions, transition_hidden=16)
+  x = (np.random.default_rng(0).random((6, 20)) < 0.4).astype(np.float32)
+  model, params = networks.init_vae(jax.random.key(0), arch, x)
+  # Perturb every weight so the transitions differ from their identity-like init.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape)
+                                     for p, k in zip(leaves, keys)])
+  return model, params, jnp.asarray(x)
+
+
+def test_amortized_hvi_weights_estimate_log_px_by_quadrature():
+  """With a 2-d latent, log p(x) = log of the integral of p(x | z) p(z) on a grid; the
+  extended-space weights of the HVI proposal must estimate it (and their mean bound it).
+  Perturbed weights (scale 0.05) keep the proposal good enough for K = 20000 (ESS > 900)."""
+  model, params, x = _hvi_model(scale=0.05)
+  axis = np.linspace(-6, 6, 241)
+  grid = jnp.asarray(np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 1, 2), jnp.float32)
+  log_joint = vae_log_joint(model, params, x, grid)  # [G, B]
+  exact = jax.nn.logsumexp(log_joint, axis=0) + 2 * np.log(axis[1] - axis[0])
+  log_w, z = vae_log_weights(model, params, x, jax.random.key(2), 20000)
+  chex.assert_shape(z, (20000, 6, 2))
+  estimate = jax.nn.logsumexp(log_w, axis=0) - np.log(20000)
+  np.testing.assert_allclose(estimate, exact, atol=0.05)
+  assert np.all(np.asarray(jnp.mean(log_w, 0)) < np.asarray(exact))
+
+
+def test_hvi_avo_method_and_bad_input():
+  model, params, x = _hvi_model()
+  config = ml_collections.ConfigDict({'num_samples': 3, 'avo_a': 0.5})
+  loss_fn = jax.jit(methods.build('hvi_avo', model, config))
+  losses = [loss_fn(params, x, jax.random.key(i)) for i in range(20)]
+  steps = np.array([float(m['avo_step']) for _, m in losses])
+  assert 0 < steps.mean() < 1  # both objectives were drawn
+  assert all(np.isfinite(float(loss)) for loss, _ in losses)
+  grads = jax.grad(lambda p: loss_fn(p, x, jax.random.key(0))[0])(params)
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+  with pytest.raises(ValueError, match=r'avo_a .* must lie in \[0, 1\]'):
+    methods.build('hvi_avo', model, ml_collections.ConfigDict({'num_samples': 1, 'avo_a': 2.0}))
+  plain, _, _ = _hvi_model(num_transitions=0)
+  with pytest.raises(ValueError, match='num_transitions >= 1'):
+    methods.build('hvi_avo', plain, config)
+  with pytest.raises(ValueError, match='not defined for hierarchical proposals'):
+    vae_log_weights(model, params, x, jax.random.key(0), 2, stop_q_grad=True)
