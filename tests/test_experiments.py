@@ -105,3 +105,63 @@ def test_rem_binary_end_to_end(tiny_npz, tmp_path):
   assert (tmp_path / 'kl_vs_k.png').exists()
   proc = run('experiments.rem', f'--workdir={tmp_path}/bad', '--k=1', check=False)
   assert proc.returncode != 0 and 'REM needs --k >= 2' in proc.stderr
+
+
+def test_air_binary_end_to_end(tiny_npz, tmp_path):
+  out = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
+            '--table_ks=1', '--sweep_ks=1,2', '--sigmas=0.3', '--max_norms=1,4', '--seeds=0,1',
+            '--batch_size=20', '--select_k=10', '--eval_k=20', '--iw_svi_steps=2',
+            '--iw_svi_k=4', '--eval_points=10').stdout
+  assert '| DVAE (α = 0.5) | σ = 0.3 |' in out
+  results = json.load(open(tmp_path / 'results.json'))
+  assert set(results['sweep']) == {'1', '2'} and set(results['sweep']['1']['wni']) == {'1', '4'}
+  selected = results['selection']['1']['wni']['value']
+  sweep = results['sweep']['1']['wni']
+  assert sweep[f'{selected:g}']['valid'] == max(v['valid'] for v in sweep.values())
+  row = results['tables']['1']['base']
+  assert len(row['per_seed']) == 2
+  np.testing.assert_allclose(row['neg_log_px'][0] + row['inference_gap'][0], row['neg_bound'][0],
+                             rtol=1e-6)
+  assert (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
+  proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--sigmas=-1', check=False)
+  assert proc.returncode != 0 and 'denoise_sigma must be >= 0' in proc.stderr
+  proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--max_norms=0', check=False)
+  assert proc.returncode != 0 and 'H must be > 0' in proc.stderr
+
+
+def test_avo_toy_binary(tmp_path):
+  run('experiments.avo_toy', f'--workdir={tmp_path}', '--energy=d', '--objective=elbo,avo',
+      '--steps=50', '--num_transitions=3', '--num_samples=100', '--kl_inner_samples=20')
+  for objective in ('elbo', 'avo'):
+    results = json.load(open(tmp_path / objective / 'results.json'))
+    assert np.isfinite(results['kl_estimate']['kl']) and len(results['mode_coverage']) == 4
+    assert np.load(tmp_path / objective / 'samples.npy').shape == (100, 2)
+  assert (tmp_path / 'figure3.png').exists()
+  for flags, message in ((['--energy=g'], "unknown energy 'g'"),
+                         (['--num_transitions=0'], 'T must be >= 1'),
+                         (['--beta_anneal_fraction=2'], r'fraction must lie in [0, 1]')):
+    proc = run('experiments.avo_toy', f'--workdir={tmp_path}/bad', *flags, check=False)
+    assert proc.returncode != 0 and message in proc.stderr
+
+
+def test_avo_sweep_binary(tmp_path):
+  run('experiments.avo_sweep', f'--workdir={tmp_path}', '--energies=d,e', '--fractions=0,1',
+      '--num_seeds=2', '--steps=30', '--num_transitions=2', '--num_samples=50',
+      '--kl_inner_samples=10', '--chunk_size=10')
+  table = json.load(open(tmp_path / 'results.json'))['table']
+  assert np.array(table['e']['avo']['kl_per_seed']).shape == (2, 2)
+  assert np.array(table['d']['elbo']['mode_coverage']).shape == (2, 2, 4)
+  assert (tmp_path / 'figure4.png').exists()
+
+
+def test_avo_amortized_binary(tiny_npz, tmp_path):
+  out = run('experiments.avo_amortized', f'--workdir={tmp_path}', f'--dataset={tiny_npz}',
+            '--models=vae,hvi_avo_0.5', '--num_transitions=2', '--epochs=1', '--eval_k=10',
+            '--train_subset=40').stdout
+  assert '| hvi_avo_0.5 |' in out
+  values = json.load(open(tmp_path / 'results.json'))['table']['hvi_avo_0.5']['values']
+  np.testing.assert_allclose(values['var gap'], values['-L_te'] - values['-log p(D_te)'],
+                             rtol=1e-6)
+  proc = run('experiments.avo_amortized', f'--workdir={tmp_path}/bad', '--models=hvi_avo_1.5',
+             check=False)
+  assert proc.returncode != 0 and 'avo_a' in proc.stderr

@@ -30,3 +30,13 @@ def test_snr_notebook(tmp_path):
 def test_rem_notebook(tmp_path):
   execute('rem.ipynb', {'EPOCHS': 1, 'K': 5, 'EVAL_K': 50, 'WORKDIR': str(tmp_path / 'runs')},
           tmp_path)
+
+
+def test_avo_notebook(tmp_path):
+  execute('avo.ipynb', {'STEPS': 200, 'NUM_SEEDS': 2, 'NUM_SAMPLES': 300, 'KL_INNER': 50},
+          tmp_path)
+
+
+def test_air_notebook(tmp_path):
+  execute('air.ipynb', {'EPOCHS': 1, 'SIGMAS': [0.0, 0.5], 'KS': [1, 2], 'EVAL_K': 20,
+                        'WORKDIR': str(tmp_path / 'runs')}, tmp_path)
