@@ -59,7 +59,7 @@ _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'IS particles of the IW-SVI log p
 _SVI_STEPS = flags.DEFINE_integer('iw_svi_steps', 100, 'IW-SVI refinement steps per test point.')
 _SVI_K = flags.DEFINE_integer('iw_svi_k', 100, 'IW-SVI: k of the refined IWAE-k bound.')
 _SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 1e-3, 'IW-SVI: Adam step size.')
-_EVAL_POINTS = flags.DEFINE_integer('eval_points', 1000,
+_EVAL_POINTS = flags.DEFINE_integer('eval_points', 500,
                                     'Test points of the IW-SVI tables (the first N); 0 = all.')
 
 # name -> (label at k = 1, label at k > 1, hyperparameter, alpha)

@@ -6,6 +6,9 @@ FLOPs come from XLA's cost analysis of the compiled step (evaluation: of one
 chunk, times the number of chunks); the peak is the best float32 matmul rate
 measured in the same process.
 """
+import dataclasses
+import functools
+import inspect
 import json
 import time
 
@@ -17,13 +20,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from avi import energy_fit
 from avi import evaluation
 from avi import gaussian_model as gm
 from avi import gradients
+from avi import iw_svi
 from avi import methods
 from avi import networks
 from avi import snr_study
 from avi import train
+from avi.log_weights import vae_log_joint
 from avi.log_weights import vae_log_weights
 
 _JSON = flags.DEFINE_string('json', None, 'Also write the results here as JSON.')
@@ -34,6 +40,8 @@ _EVAL_POINTS = flags.DEFINE_integer('eval_points', 200, 'Data points timed for e
 _MIN_SECONDS = flags.DEFINE_float('min_seconds', 2.0, 'Minimum timed duration per row.')
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
+_AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
+_IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (default S, k; K = eval_k).')
 
 
 def flops_of(fn, *args) -> float:
@@ -64,17 +72,18 @@ def matmul_peak_gflops(min_seconds: float) -> float:
   return best
 
 
-def make_model(rng: np.random.Generator, preset: str = 'burda'):
+def make_model(rng: np.random.Generator, preset: str = 'burda', num_transitions: int = 0):
   x = (rng.random((1000, 784)) < 0.13).astype(np.float32)
-  model, params = networks.init_vae(jax.random.key(0), networks.PRESETS[preset], x)
+  arch = dataclasses.replace(networks.PRESETS[preset], num_transitions=num_transitions)
+  model, params = networks.init_vae(jax.random.key(0), arch, x)
   return model, params, x
 
 
 def train_row(model, params, x, batch_size: int, k: int, peak: float, min_seconds: float,
-              method: str = 'iwae') -> dict:
+              method: str = 'iwae', avo_a: float = 0.5) -> dict:
   config = ml_collections.ConfigDict({'k': k, 'num_samples': 1, 'schedule': 'constant',
                                       'learning_rate': 1e-3, 'adam_eps': 1e-4, 'rem_eps': 1e-3,
-                                      'rem_covariance': 'weighted'})
+                                      'rem_covariance': 'weighted', 'avo_a': avo_a})
   tx = train.make_optimizer(config, 1, 1)
   step = train.make_train_step(methods.build(method, model, config), tx, False)
   state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
@@ -107,6 +116,32 @@ def eval_row(model, params, x, k: int, num_points: int, peak: float) -> dict:
   return {'k': k, 'points_per_second': num_points / seconds,
           'seconds_per_10000_points': 10_000 * seconds / num_points,
           'fraction_of_peak': flops_per_point * num_points / seconds / 1e9 / peak}
+
+
+def toy_rows(min_seconds: float) -> list[dict]:
+  """Adam steps per second of HVI on energy (d), T = 10, batch 64 (Huang et al., Sec. 5.3)."""
+  rows = []
+  for objective in energy_fit.OBJECTIVES:
+    settings = energy_fit.Settings(energy='d', objective=objective, steps=500)
+    fit = jax.jit(lambda k, s=settings: energy_fit.fit(s, k)[1])
+    seconds = time_it(lambda: fit(jax.random.key(0)).block_until_ready(), min_seconds)
+    rows.append({'objective': objective, 'steps_per_second': settings.steps / seconds})
+  return rows
+
+
+def iw_svi_row(model, params, x, num_points: int, eval_k: int) -> dict:
+  """Seconds per 1,000 points of `iw_svi.log_likelihood` with its default S and k."""
+  run = lambda: iw_svi.log_likelihood(
+      functools.partial(vae_log_joint, model, params),
+      lambda xx: model.apply(params, xx, method='encode'), x[:num_points], jax.random.key(3),
+      num_samples=eval_k)
+  run()  # compile
+  start = time.perf_counter()
+  run()
+  seconds = time.perf_counter() - start
+  defaults = inspect.signature(iw_svi.log_likelihood).parameters
+  return {'steps': defaults['steps'].default, 'k': defaults['k'].default, 'num_samples': eval_k,
+          'seconds_per_1000_points': 1000 * seconds / num_points}
 
 
 def raw_normal_rate(min_seconds: float, shape=(200, 1024, 20)) -> float:
@@ -190,6 +225,30 @@ def main(argv):
             f'{r["fraction_of_raw_normal"]:.0%} |')
     print(f'projected default SNR sweep (R=10^4, D=20, N=1024): '
           f'{out["snr"]["projected_sweep_seconds"] / 3600:.1f} h')
+  if _AVO.value:
+    out['avo_toy'] = toy_rows(_MIN_SECONDS.value)
+    for r in out['avo_toy']:
+      print(f'toy HVI-{r["objective"].upper()} (T=10, batch 64): '
+            f'{r["steps_per_second"]:.0f} steps/s')
+    vae = make_model(np.random.default_rng(0), 'avo')
+    hvi_model = make_model(np.random.default_rng(0), 'avo', num_transitions=5)
+    base = train_row(*vae, 100, 1, peak, _MIN_SECONDS.value, 'vae')
+    out['avo_amortized'] = [{**base, 'ratio_to_vae': 1.0}]
+    for name, a in (('hvi (ELBO step)', 0.0), ('hvi_avo (AVO step)', 1.0),
+                    ('hvi_avo (a = 0.5)', 0.5)):
+      method = 'vae' if a == 0.0 else 'hvi_avo'
+      r = train_row(*hvi_model, 100, 1, peak, _MIN_SECONDS.value, method, a)
+      out['avo_amortized'].append({**r, 'method': name,
+                                   'ratio_to_vae': r['step_seconds'] / base['step_seconds']})
+    print('| amortized step (avo preset, T=5, batch 100) | ms | ratio to VAE |')
+    print('|---|---|---|')
+    for r in out['avo_amortized']:
+      print(f'| {r["method"]} | {1e3 * r["step_seconds"]:.1f} | {r["ratio_to_vae"]:.2f} |')
+  if _IW_SVI.value:
+    out['iw_svi'] = iw_svi_row(model, params, x, 200, _EVAL_K.value)
+    r = out['iw_svi']
+    print(f'IW-SVI (S={r["steps"]}, k={r["k"]}, K={r["num_samples"]}): '
+          f'{r["seconds_per_1000_points"]:.0f} s per 1,000 points')
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
       json.dump(out, f, indent=2)
