@@ -45,17 +45,20 @@ class ConditionalDense(nn.Module):
 class Refinement(nn.Module):
   """N(mu(z), diag sigma(z)^2), the stochastic refinement operator of Sec. 4.2.
 
-  mu = g * m + (1 - g) * z, sigma = softplus(W_s h + b_s), g = sigmoid(W_g h + b_g),
+  mu = g * m + (1 - g) * z, sigma = softplus(W_s h + b_s) + min_scale, g = sigmoid(W_g h + b_g),
   m = W_m h + b_m, h = act(W_h z + b_h). With a context (amortized VI) every
   dense layer is a `ConditionalDense` on it. Returns (mean, scale), each like z.
 
   The output layers start at zero weight, so every transition starts as the
-  same contraction toward the identity, mean = 0.88 z and std 0.5, whatever z:
+  same contraction toward the identity, mean = 0.88 z and std 0.501, whatever z:
   a random init of m and sigma compounds over T transitions (samples of 1e4
   and log-densities of -1e11 at T = 10 in some seeds).
   """
   hidden: int = 64
   activation: str = 'relu'  # a jax.nn function: relu for energies, elu amortized
+  # A floor on sigma: with beta-annealing (beta << 1) a near-deterministic forward and a
+  # sharpening backward transition send log q_t and log r_t to +inf together (inf - inf).
+  min_scale: float = 1e-3
 
   @nn.compact
   def __call__(self, z: jax.Array, context: Optional[jax.Array] = None,
@@ -71,7 +74,7 @@ class Refinement(nn.Module):
     h = getattr(jax.nn, self.activation)(layer(self.hidden, 'hidden', zero_init=False)(z))
     gate = jax.nn.sigmoid(layer(d, 'gate', _GATE_BIAS)(h))
     mean = gate * layer(d, 'm')(h) + (1.0 - gate) * z
-    scale = jax.nn.softplus(layer(d, 'scale', _SOFTPLUS_INV_HALF)(h))
+    scale = jax.nn.softplus(layer(d, 'scale', _SOFTPLUS_INV_HALF)(h)) + self.min_scale
     return mean, scale
 
 

@@ -32,11 +32,11 @@ import jax
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import ml_collections  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from avi import config as config_lib  # pylint: disable=wrong-import-position
 from avi import data as data_lib  # pylint: disable=wrong-import-position
-from avi import evaluation  # pylint: disable=wrong-import-position
 from avi import iw_svi  # pylint: disable=wrong-import-position
 from avi import train  # pylint: disable=wrong-import-position
 from avi.log_weights import vae_log_joint  # pylint: disable=wrong-import-position
@@ -150,7 +150,6 @@ def iw_svi_run(dataset, workdir: str, k: int) -> dict:
     with open(path) as f:
       return json.load(f)
   with open(os.path.join(workdir, 'config.json')) as f:
-    import ml_collections  # pylint: disable=g-import-not-at-top
     config = ml_collections.ConfigDict(json.load(f))
   model, params, _ = train.restore_params(workdir, config, dataset)
   data = dataset.splits['test'][:_EVAL_POINTS.value or None]

@@ -71,12 +71,13 @@ def test_chain_shapes_and_scores():
 
 
 def test_marginal_estimate_matches_closed_form_at_init():
-  """At init every transition is z_t = c z_{t-1} + 0.5 eps (c = 1 - sigmoid(-2)), so with
-  T = 2 and q_0 = N(0, I), q_2 = N(0, v I) with v = c^4 + 0.25 c^2 + 0.25 exactly."""
+  """At init every transition is z_t = c z_{t-1} + s eps (c = 1 - sigmoid(-2), s = 0.5 plus
+  the 1e-3 floor), so with T = 2 and q_0 = N(0, I), q_2 = N(0, v I), v = c^4 + s^2 c^2 + s^2."""
   op = hvi.Refinement(16, 'relu')
   params = hvi.init_transitions(jax.random.key(3), op, 2, jnp.zeros((1, 1, 2)))
   c = 1 - jax.nn.sigmoid(-2.0)
-  v = c**4 + 0.25 * c**2 + 0.25
+  s2 = (0.5 + op.min_scale)**2
+  v = c**4 + s2 * c**2 + s2
   z = jax.random.normal(jax.random.key(4), (50, 2)) * math.sqrt(v)
   log_q = hvi.log_marginal(op, params, z, jax.random.key(5), num_samples=2000)
   exact = dist.standard_normal_log_prob(z / math.sqrt(v)) - math.log(v)
