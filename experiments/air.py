@@ -152,7 +152,7 @@ def iw_svi_run(dataset, workdir: str, k: int) -> dict:
   with open(os.path.join(workdir, 'config.json')) as f:
     config = ml_collections.ConfigDict(json.load(f))
   model, params, _ = train.restore_params(workdir, config, dataset)
-  data = dataset.splits['test'][:_EVAL_POINTS.value or None]
+  data = train.eval_data(dataset, 'test', config)[:_EVAL_POINTS.value or None]
   chunk = k * max(1, round(100 / k))  # L_k groups must tile the chunk
   out = iw_svi.log_likelihood(
       functools.partial(vae_log_joint, model, params),
