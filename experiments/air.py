@@ -213,6 +213,9 @@ def sweep_figures(sweep: dict, directory: str) -> None:
         ax.axhline(0.0 if relative else base, color='gray', lw=0.8, ls='--')
       hyper = MODELS[model][2]
       ax.set_xscale('log')
+      ax.minorticks_off()
+      grid_values = [float(v) for v in sorted(by_model[model], key=float)]
+      ax.set_xticks(grid_values, [f'{v:g}' for v in grid_values])
       if hyper == 'encoder_max_norm':
         ax.invert_xaxis()  # smaller H = stronger regularization, to the right like sigma
       ax.set_xlabel('noise std σ' if hyper == 'denoise_sigma' else 'weight-norm bound H')
