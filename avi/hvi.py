@@ -1,4 +1,4 @@
-"""Hierarchical VI with Gaussian stochastic refinement transitions (Huang et al. 2018, Sec. 3.1, 4.2).
+"""Hierarchical VI with Gaussian refinement transitions (Huang et al. 2018, Sec. 3.1, 4.2).
 
 The chain z_0 ~ q_0, z_t ~ q_t(z_t | z_{t-1}) (t = 1..T) has backward transitions
 r_t(z_{t-1} | z_t). Every transition is a `Refinement` operator; the T forward
@@ -80,7 +80,8 @@ class Refinement(nn.Module):
 
 def init_transitions(key: jax.Array, op: Refinement, num_transitions: int, z: jax.Array,
                      context: Optional[jax.Array] = None) -> dict:
-  """Parameters {'forward', 'backward'}: T independently initialized `op`s each, stacked `[T, ...]`."""
+  """Parameters {'forward', 'backward'}: T independently initialized `op`s each,
+  stacked `[T, ...]`."""
   check_num_transitions(num_transitions)
   keys = jax.random.split(key, 2 * num_transitions).reshape(2, num_transitions)
   init = jax.vmap(lambda k: op.init(k, z, context))
