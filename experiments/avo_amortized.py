@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from avi import avo
 from avi import config as config_lib
 from avi import data as data_lib
 from avi import train
@@ -52,6 +53,7 @@ def run_config(model: str):
     c.method, c.num_transitions = 'vae', _T.value
   elif model.startswith('hvi_avo_'):
     c.method, c.num_transitions, c.avo_a = 'hvi_avo', _T.value, float(model.split('_')[-1])
+    avo.check_fraction(c.avo_a, f'avo_a of {model} (the probability of an AVO step)')
   else:
     raise app.UsageError(f'unknown model {model!r}; use vae, hvi or hvi_avo_<a>')
   c.epochs, c.batch_size, c.learning_rate, c.seed = (_EPOCHS.value, _BATCH.value, _LR.value,

@@ -162,6 +162,6 @@ def test_avo_amortized_binary(tiny_npz, tmp_path):
   values = json.load(open(tmp_path / 'results.json'))['table']['hvi_avo_0.5']['values']
   np.testing.assert_allclose(values['var gap'], values['-L_te'] - values['-log p(D_te)'],
                              rtol=1e-6)
-  proc = run('experiments.avo_amortized', f'--workdir={tmp_path}/bad', '--models=hvi_avo_1.5',
-             check=False)
+  proc = run('experiments.avo_amortized', f'--workdir={tmp_path}/bad', f'--dataset={tiny_npz}',
+             '--models=hvi_avo_1.5', check=False)
   assert proc.returncode != 0 and 'avo_a' in proc.stderr
