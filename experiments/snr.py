@@ -1,10 +1,13 @@
 r"""Gradient SNR of IWAE, VAE, DReG and STL on the Gaussian model (Rainforth et al. 2018).
 
   python -m experiments.snr --workdir=runs/snr                       # Figures 2-6, main text
+  python -m experiments.snr --workdir=runs/snr --noshared_draws      # one draw per cell, as before
   python -m experiments.snr --workdir=runs/snr_appc --offset_std=0.5 --proposal_var=1.0
   python -m experiments.snr --workdir=runs/snr_opt --optimization_steps=5000   # also Figure 7
 
-Writes DIR/problem.npz, DIR/results.json, DIR/histograms.npz and DIR/figure{2..7}.png.
+Writes DIR/problem.npz, DIR/results.json, DIR/histograms.npz and DIR/figure{2..7}.png, and
+DIR/progress.log (a line per block of draws, with ETAs). A killed sweep resumes: rerun the same
+command (finished cells are in DIR/snr_cells, running passes in DIR/snr_state).
 """
 import json
 import os
@@ -29,6 +32,14 @@ _BUDGETS = flags.DEFINE_list('budgets', ['1', '3', '10', '30', '100', '300', '10
 _OFFSET_STD = flags.DEFINE_float('offset_std', 0.01, 's: parameter offset from the optimum.')
 _PROPOSAL_VAR = flags.DEFINE_float('proposal_var', gm.DEFAULT_PROPOSAL_VAR, 'sigma_q^2.')
 _ESTIMATORS = flags.DEFINE_list('estimators', list(snr_study.ESTIMATORS), 'Estimators.')
+_SHARED = flags.DEFINE_bool(
+    'shared_draws', True, 'IWAE/DReG/STL share particles, budgets nest (avi.snr_study); '
+    '--noshared_draws draws every cell separately.')
+_NUM_KEPT = flags.DEFINE_integer('num_kept_draws', 2000,
+                                 'Draws per cell kept for histograms and DSNR.')
+_BLOCK = flags.DEFINE_integer('block_size', 500, 'Draws per block (progress and checkpoint).')
+_CHUNK = flags.DEFINE_integer('chunk_elements', 2**22,
+                              'Particle coordinates per vmapped chunk of draws.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the problem and the draws.')
 _SWEEP = flags.DEFINE_bool('sweep', True, 'Figures 2-6: the SNR sweep; --nosweep for Figure 7 only.')
 _OPT_STEPS = flags.DEFINE_integer('optimization_steps', 0, 'Figure 7: Adam steps; 0 = skip.')
@@ -44,8 +55,13 @@ def check_flags() -> list[int]:
                       ('num_estimates', _NUM_ESTIMATES.value)):
     if value < 1:
       raise app.UsageError(f'--{name} must be >= 1, got {value}')
+  for name, value in (('block_size', _BLOCK.value), ('chunk_elements', _CHUNK.value)):
+    if value < 1:
+      raise app.UsageError(f'--{name} must be >= 1, got {value}')
   if _NUM_ESTIMATES.value < 2:
     raise app.UsageError('--num_estimates must be >= 2 to estimate a standard deviation')
+  if _NUM_KEPT.value < 2:
+    raise app.UsageError(f'--num_kept_draws must be >= 2, got {_NUM_KEPT.value}')
   if not _BUDGETS.value:
     raise app.UsageError('--budgets must not be empty')
   budgets = [int(b) for b in _BUDGETS.value]
@@ -76,7 +92,9 @@ def main(argv):
   out = {'settings': {'dim': _DIM.value, 'num_data': _NUM_DATA.value,
                       'num_estimates': _NUM_ESTIMATES.value, 'budgets': budgets,
                       'offset_std': _OFFSET_STD.value, 'proposal_var': _PROPOSAL_VAR.value,
-                      'seed': _SEED.value, 'jax': jax.__version__}}
+                      'seed': _SEED.value, 'shared_draws': _SHARED.value,
+                      'num_kept_draws': _NUM_KEPT.value, 'jax': jax.__version__,
+                      'device': jax.devices()[0].device_kind}}
   if _SWEEP.value:
     out.update(sweep(problem, budgets, key))
     write(out)
@@ -103,8 +121,17 @@ def main(argv):
 def sweep(problem: gm.Problem, budgets: list[int], key: jax.Array) -> dict:
   """Figures 2-6: every estimator at every budget; histograms go to DIR/histograms.npz."""
   start = time.time()
-  results = snr_study.run(problem, _ESTIMATORS.value, budgets, _NUM_ESTIMATES.value,
-                          jax.random.fold_in(key, 1), log=print)
+  with open(os.path.join(_WORKDIR.value, 'progress.log'), 'a') as progress:
+
+    def log(line):
+      print(line, flush=True)
+      progress.write(f'{time.strftime("%Y-%m-%d %H:%M:%S")} {line}\n')
+      progress.flush()
+
+    results = snr_study.run(problem, _ESTIMATORS.value, budgets, _NUM_ESTIMATES.value,
+                            jax.random.fold_in(key, 1), shared=_SHARED.value,
+                            num_kept=_NUM_KEPT.value, block_size=_BLOCK.value,
+                            workdir=_WORKDIR.value, max_chunk_elements=_CHUNK.value, log=log)
   histograms = {f'{name}_{leaf}': np.asarray(results[name].pop(f'hist_{leaf}'))
                 for name in _ESTIMATORS.value for leaf in ('mu0', 'b0')}
   np.savez(os.path.join(_WORKDIR.value, 'histograms.npz'), budgets=budgets, **histograms)

@@ -5,9 +5,11 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from avi import estimators
 from avi import gaussian_model as gm
 from avi import snr_study
 
@@ -19,6 +21,87 @@ def study():
   problem = gm.make_problem(jax.random.key(0), dim=4, num_data=32, offset_std=0.01)
   return problem, snr_study.run(problem, ('iwae', 'vae', 'dreg'), [1, 10, 100], 2000,
                                 jax.random.key(1))
+
+
+def _flat(g):
+  return np.concatenate([np.ravel(g[leaf]) for leaf in snr_study.LEAVES])
+
+
+def test_shared_draws_match_jax_grad_of_each_objective():
+  """Every cell of a shared draw against jax.grad of its objective on the same particles."""
+  problem = gm.make_problem(jax.random.key(0), dim=3, num_data=8, offset_std=0.3)
+  x, params, key, budgets = problem.x, problem.params, jax.random.key(5), (1, 3, 7)
+  family = snr_study.draw_fn(('iwae', 'dreg', 'stl'), budgets, x)(params, key)
+  vae = snr_study.draw_fn(('vae',), budgets, x)(params, key)
+  eps = jnp.concatenate([jax.random.normal(jax.random.fold_in(key, s), (n, *x.shape))
+                         for s, n in enumerate(np.diff([0, *budgets]))])
+  for j, b in enumerate(budgets):
+    log_w = lambda p, stop=False, b=b: gm.log_weights_from_noise(p, x, eps[:b], stop_q_grad=stop)
+    g_iwae = jax.grad(lambda p: jnp.mean(jax.nn.logsumexp(log_w(p), 0)))(params)
+    np.testing.assert_allclose(family[0, j], _flat(g_iwae), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vae[0, j], _flat(jax.grad(lambda p: jnp.mean(log_w(p)))(params)),
+                               rtol=1e-5, atol=1e-6)
+    for i, surrogate in ((1, estimators.dreg_inference), (2, estimators.stl_inference)):
+      g = jax.grad(lambda p: jnp.mean(surrogate(log_w(p, True))))(params)  # pylint: disable=cell-var-from-loop
+      np.testing.assert_allclose(family[i, j], _flat({**g, 'mu': g_iwae['mu']}), rtol=1e-5,
+                                 atol=1e-6)
+  # DReG and STL differ wherever K > 1 (w~^2 against w~ weights).
+  assert np.abs(family[1, 1:] - family[2, 1:]).max() > 1e-3
+
+
+def test_streaming_moments_equal_the_batch_statistics():
+  draws = np.random.default_rng(0).normal(3.0, 2.0, (1003, 2, 5))
+  state = {'n': 0, 'mean': np.zeros((2, 5)), 'm2': np.zeros((2, 5)),
+           'kept': np.zeros((0, 2, 5), np.float32)}
+  for lo in range(0, 1003, 97):
+    state = snr_study._update(state, draws[lo:lo + 97], num_kept=150)  # pylint: disable=protected-access
+  np.testing.assert_allclose(state['mean'], draws.mean(0), rtol=1e-12)
+  np.testing.assert_allclose(state['m2'] / 1002, draws.var(0, ddof=1), rtol=1e-12)
+  np.testing.assert_allclose(state['kept'], draws[:150], rtol=1e-6)
+
+
+def test_shared_and_independent_draws_agree():
+  """Per-cell SNR of the two designs within their standard errors (independent keys)."""
+  problem = gm.make_problem(jax.random.key(0), dim=4, num_data=32, offset_std=0.01)
+  num_draws, names, budgets = 1500, ('iwae', 'vae', 'dreg'), [1, 16]
+  runs = [snr_study.run(problem, names, budgets, num_draws, jax.random.key(seed), shared=shared)
+          for seed, shared in ((1, True), (2, False))]
+  for name in names:
+    for leaf in ('mu', 'b'):
+      snr = [np.asarray(r[name][f'snr_{leaf}']) for r in runs]
+      # Standard error of an SNR estimate from R Gaussian draws: sqrt((1 + SNR^2 / 2) / R).
+      se = np.sqrt(sum((1 + s**2 / 2) / num_draws for s in snr))
+      z = np.abs(snr[0] - snr[1]) / se
+      assert z.max() < 4.5 and z.mean() < 1.3, (name, leaf, z)
+
+
+def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
+  problem = gm.make_problem(jax.random.key(0), dim=2, num_data=8)
+  args = (problem, ('iwae', 'vae', 'stl'), [1, 4], 60, jax.random.key(1))
+  kwargs = {'block_size': 25, 'num_kept': 30}
+  whole = snr_study.run(*args, workdir=str(tmp_path / 'whole'), **kwargs)
+
+  class Killed(Exception):
+    pass
+
+  lines = []
+
+  def log_then_kill(line):
+    lines.append(line)
+    if len(lines) == 5:  # mid-way through the second pass
+      raise Killed
+
+  with pytest.raises(Killed):
+    snr_study.run(*args, workdir=str(tmp_path / 'killed'), log=log_then_kill, **kwargs)
+  assert os.path.exists(tmp_path / 'killed/snr_state/vae.npz')
+  lines.clear()
+  resumed = snr_study.run(*args, workdir=str(tmp_path / 'killed'), log=lines.append, **kwargs)
+  assert lines[0] == 'iwae_stl: cells already in %s/snr_cells, skipped' % (tmp_path / 'killed')
+  assert not any(line.startswith('vae: 25/60') for line in lines)  # resumed past block 1
+  assert json.dumps(resumed) == json.dumps(whole)
+  with pytest.raises(ValueError, match='other num_draws'):
+    snr_study.run(problem, ('iwae',), [1, 4], 80, jax.random.key(1),
+                  workdir=str(tmp_path / 'whole'))
 
 
 def test_snr_scaling_laws(study):
@@ -56,6 +139,8 @@ def test_bad_inputs():
     snr_study.run(problem, ('iwae',), [0, 1], 10, jax.random.key(0))
   with pytest.raises(ValueError, match="unknown estimator 'rws'"):
     snr_study.run(problem, ('rws',), [1], 10, jax.random.key(0))
+  with pytest.raises(ValueError, match='num_kept must be >= 2'):
+    snr_study.run(problem, ('iwae',), [1], 10, jax.random.key(0), num_kept=1)
 
 
 def test_optimization_moves_towards_the_optimum():
@@ -89,6 +174,7 @@ def test_binary_end_to_end(tmp_path):
     ('--budgets=', 'must not be empty'), ('--budgets=0,3', 'must all be >= 1'),
     ('--num_estimates=0', 'num_estimates must be >= 1'), ('--dim=0', 'dim must be >= 1'),
     ('--offset_std=-1', 'offset_std must be >= 0'), ('--estimators=rws', "unknown estimator"),
+    ('--num_kept_draws=1', 'num_kept_draws must be >= 2'), ('--block_size=0', 'block_size'),
 ])
 def test_binary_bad_flags(tmp_path, flag, message):
   proc = subprocess.run([sys.executable, '-m', 'experiments.snr', f'--workdir={tmp_path}', flag],
