@@ -23,7 +23,6 @@ import numpy as np
 from avi import energy_fit
 from avi import evaluation
 from avi import gaussian_model as gm
-from avi import gradients
 from avi import iw_svi
 from avi import methods
 from avi import networks
@@ -151,31 +150,37 @@ def raw_normal_rate(min_seconds: float, shape=(200, 1024, 20)) -> float:
   return float(np.prod(shape)) / seconds
 
 
-def snr_rows(min_seconds: float, dim: int = 20, num_data: int = 1024) -> dict:
-  """Particle-coordinate draws per second of each SNR estimator, gradients included.
+def snr_rows(min_seconds: float, dim: int = 20, num_data: int = 1024,
+             num_draws: int = 10_000) -> dict:
+  """Particle coordinates drawn per second by each pass of the SNR sweep, gradients included.
 
-  Projects the wall time of the default sweep of experiments.snr (R = 10^4, budgets
-  1..1000, four estimators plus the reference cell).
+  Projects the wall time of experiments.snr's default sweep (R = 10^4, budgets 1..1000, four
+  estimators) with independent draws per cell (the earlier design) and with shared draws.
+  Shared passes are also timed with the budgets cut at 10 and 100.
   """
   raw = raw_normal_rate(min_seconds)
   problem = gm.make_problem(jax.random.key(0), dim, num_data)
   budgets = (1, 3, 10, 30, 100, 300, 1000)
-  rows, projected = [], 0.0
-  for name in snr_study.ESTIMATORS:
-    for budget in (10, 100, 1000):
-      fn = snr_study.gradient_fn(name, problem.x, budget)
-      chunk = snr_study.draws_per_chunk(budget, num_data, dim)
-      num_draws = max(chunk, 2)
-      sample = jax.jit(gradients.sample, static_argnums=(0, 3, 4))
+  out = {'raw_normal_per_second': raw, 'rows': []}
+  for shared in (False, True):
+    passes, _ = snr_study.plan(snr_study.ESTIMATORS, budgets, jax.random.key(1), shared)
+    if shared:
+      passes = [dataclasses.replace(p, budgets=tuple(b for b in budgets if b <= top))
+                for top in (10, 100, 1000) for p in passes]
+    projected = 0.0
+    for p in passes:
+      n = max(2, snr_study.draws_per_chunk(max(p.budgets), num_data, dim))
+      block = snr_study.block_fn(p.estimators, p.budgets, problem.x, problem.proposal_var, n)
       seconds = time_it(lambda: jax.block_until_ready(  # pylint: disable=cell-var-from-loop
-          sample(fn, problem.params, jax.random.key(1), num_draws, chunk)), min_seconds)
-      rate = num_draws * budget * num_data * dim / seconds
-      rows.append({'estimator': name, 'budget': budget, 'coords_per_second': rate,
-                   'fraction_of_raw_normal': rate / raw})
-    rate = np.mean([r['coords_per_second'] for r in rows if r['estimator'] == name])
-    cells = sum(budgets) + (1000 if name == 'iwae' else 0)  # + the reference E[Delta_{1,1000}]
-    projected += 10_000 * num_data * dim * cells / rate
-  return {'raw_normal_per_second': raw, 'rows': rows, 'projected_sweep_seconds': projected}
+          block(problem.params, p.key, 0)), min_seconds) / n
+      rate = max(p.budgets) * num_data * dim / seconds
+      out['rows'].append({'shared': shared, 'pass': p.name, 'max_budget': max(p.budgets),
+                          'seconds_per_draw': seconds, 'coords_per_second': rate,
+                          'fraction_of_raw_normal': rate / raw})
+      if max(p.budgets) == budgets[-1] or not shared:
+        projected += num_draws * seconds
+    out['projected_seconds_shared' if shared else 'projected_seconds_independent'] = projected
+  return out
 
 
 def main(argv):
@@ -218,13 +223,15 @@ def main(argv):
   if _SNR.value:
     out['snr'] = snr_rows(_MIN_SECONDS.value)
     print(f'raw jax.random.normal: {out["snr"]["raw_normal_per_second"] / 1e6:.0f} M draws/s')
-    print('| estimator | budget MK | M coords/s | fraction of raw normal |')
-    print('|---|---|---|---|')
+    print('| draws | pass | max budget | s per draw | M coords/s | fraction of raw normal |')
+    print('|---|---|---|---|---|---|')
     for r in out['snr']['rows']:
-      print(f'| {r["estimator"]} | {r["budget"]} | {r["coords_per_second"] / 1e6:.1f} | '
-            f'{r["fraction_of_raw_normal"]:.0%} |')
-    print(f'projected default SNR sweep (R=10^4, D=20, N=1024): '
-          f'{out["snr"]["projected_sweep_seconds"] / 3600:.1f} h')
+      print(f'| {"shared" if r["shared"] else "independent"} | {r["pass"]} | '
+            f'{r["max_budget"]} | {r["seconds_per_draw"]:.4f} | '
+            f'{r["coords_per_second"] / 1e6:.1f} | {r["fraction_of_raw_normal"]:.0%} |')
+    print('projected default SNR sweep (R=10^4, D=20, N=1024): '
+          f'{out["snr"]["projected_seconds_independent"] / 3600:.2f} h independent, '
+          f'{out["snr"]["projected_seconds_shared"] / 3600:.2f} h shared')
   if _AVO.value:
     out['avo_toy'] = toy_rows(_MIN_SECONDS.value)
     for r in out['avo_toy']:
