@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.scipy import stats
 import numpy as np
 
 from avi import gaussian_model as gm
@@ -55,71 +56,90 @@ def split_mk(name: str, budget: int) -> tuple[int, int]:
   return (budget, 1) if name == 'vae' else (1, budget)
 
 
+def data_chunk(num_data: int, particles: int, dim: int, max_elements: int = 2**19) -> int:
+  """Data points per chunk of a draw: the largest divisor of N keeping `[K, chunk, D]` small."""
+  fits = [c for c in range(1, num_data + 1)
+          if num_data % c == 0 and particles * c * dim <= max_elements]
+  return max(fits, default=1)
+
+
 def draw_fn(estimators: Sequence[str], budgets: Sequence[int], x: jax.Array,
-            proposal_var: float = gm.DEFAULT_PROPOSAL_VAR) -> Callable:
+            proposal_var: float = gm.DEFAULT_PROPOSAL_VAR, max_elements: int = 2**19) -> Callable:
   """(params, key) -> `[E, nb, P]`: one gradient draw of every (estimator, budget) cell.
 
-  `estimators` is ('vae',) or a subset of ('iwae', 'dreg', 'stl'); `budgets` ascend.
-  P = D + D^2 + D (mu, A, b flattened). All cells share the particles: budget b
-  uses the first b of the max(budgets) particles. The particles come in segments
-  between consecutive budgets, and each segment's VJP is applied only to the
-  budgets that contain it, so the gradient work is sum(budgets) particles per
-  kind of log-weight, as with separate draws, while the RNG work is max(budgets).
+  `estimators` is ('vae',) or a subset of ('iwae', 'dreg', 'stl'); `budgets` ascend;
+  P = D + D^2 + D (mu, A, b flattened). All cells share the particles: budget b uses the
+  first b of the max(budgets) particles. The data axis is processed in chunks of
+  `data_chunk(...)` points (key fold_in(key, chunk)) so the `[K, chunk, D]` tensors stay
+  in cache. Each log-weight depends on its own particle only, so one VJP with unit
+  cotangents gives every particle's derivatives with respect to mu, q's mean and z;
+  every cell's gradient is then a weighted sum of them (an einsum over particles), and
+  one more VJP takes q's mean back to (A, b).
   """
   if tuple(estimators) != ('vae',) and not set(estimators) <= {'iwae', 'dreg', 'stl'}:
     raise ValueError(f'a pass holds the VAE alone or IWAE/DReG/STL, got {estimators}')
   num_data, dim = x.shape
-  sizes = np.diff([0, *budgets])
-  surrogates = [e for e in estimators if e in ('dreg', 'stl')]
+  k_max = budgets[-1]
+  chunk = data_chunk(num_data, k_max, dim, max_elements)
+  x_chunks = x.reshape(num_data // chunk, chunk, dim)
+  in_budget = np.arange(k_max)[None, :] < np.asarray(budgets)[:, None]  # [nb, K]
+  scale = np.sqrt(proposal_var)
 
-  def flat(g):
-    return jnp.concatenate([g[leaf].reshape(g[leaf].shape[0], -1) for leaf in LEAVES], 1)
+  def log_w(mu, q_mean, z, xc):  # per particle, all `[K, chunk, D]` -> `[K, chunk]`
+    log_joint = stats.norm.logpdf(z, mu).sum(-1) + stats.norm.logpdf(xc, z).sum(-1)
+    return log_joint - stats.norm.logpdf(z, q_mean, scale).sum(-1)
+
+  def chunk_grads(params, key, xc):
+    mean, vjp_mean = jax.vjp(lambda a, b: xc @ a.T + b, params['A'], params['b'])
+    eps = jax.random.normal(key, (k_max, *xc.shape), xc.dtype)
+    inputs = (jnp.broadcast_to(params['mu'], eps.shape), jnp.broadcast_to(mean, eps.shape),
+              mean + scale * eps)
+    lw, vjp = jax.vjp(lambda *a: log_w(*a, xc), *inputs)
+    d_mu, d_q_mean, d_z = vjp(jnp.ones_like(lw))
+    if estimators[0] == 'vae':  # the M-sample ELBO: mean over m of log w_m
+      w = jnp.asarray(in_budget / np.asarray(budgets)[:, None], lw.dtype)[:, :, None]
+      w = jnp.broadcast_to(w, (len(budgets), *lw.shape))
+    else:  # d LSE_k(log w_k) = sum_k softmax_k d log w_k
+      w = jax.nn.softmax(jnp.where(in_budget[:, :, None], lw, -jnp.inf), axis=1)  # [nb, K, c]
+    weigh = lambda c, d: jnp.einsum('jkn,knd->jnd', c, d)
+    # Full reparameterized path: z = mean + scale eps, and log q's own mean.
+    phi = {'full': weigh(w, d_z + d_q_mean)}
+    # STL: sum_k sg(w~_k) log w_k and DReG (Tucker et al. 2019, eq. 6): sg(w~_k^2), both
+    # with q's parameters held fixed inside log q, i.e. the derivative through z alone.
+    if 'stl' in estimators:
+      phi['stl'] = weigh(w, d_z)
+    if 'dreg' in estimators:
+      phi['dreg'] = weigh(w**2, d_z)
+    theta = weigh(w, d_mu).sum(1)  # [nb, D]
+    return {name: jnp.concatenate([theta, *[g.reshape(len(budgets), -1) for g in
+                                            jax.vmap(vjp_mean)(d)]], 1)
+            for name, d in phi.items()}
 
   def fn(params, key):
-    eps = [jax.random.normal(jax.random.fold_in(key, s), (int(size), num_data, dim), x.dtype)
-           for s, size in enumerate(sizes)]
-    log_w = jnp.concatenate([gm.log_weights_from_noise(params, x, e, proposal_var)
-                             for e in eps])  # [K_max, N]
-    if estimators[0] == 'vae':  # the M-sample ELBO: mean over m of log w_m
-      weights = [jnp.full((b, num_data), 1.0 / (b * num_data)) for b in budgets]
-    else:  # d LSE_k(log w_k) = sum_k softmax_k d log w_k
-      weights = [jax.nn.softmax(log_w[:b], axis=0) / num_data for b in budgets]
-    full = jnp.zeros((len(budgets), dim * (dim + 2)))
-    stop = {e: jnp.zeros_like(full) for e in surrogates}
-    lo = 0
-    for s, e in enumerate(eps):
-      hi = lo + e.shape[0]
-      cot = jnp.stack([w[lo:hi] for w in weights[s:]])  # the budgets holding segment s
-      _, vjp = jax.vjp(lambda p, e=e: gm.log_weights_from_noise(p, x, e, proposal_var), params)
-      full = full.at[s:].add(flat(jax.vmap(vjp)(cot)[0]))
-      if surrogates:
-        # STL: sum_k sg(w~_k) log w_k; DReG (Tucker et al. 2019, eq. 6): sg(w~_k^2).
-        _, vjp_stop = jax.vjp(lambda p, e=e: gm.log_weights_from_noise(
-            p, x, e, proposal_var, stop_q_grad=True), params)
-        for name in surrogates:
-          c = cot * num_data * cot if name == 'dreg' else cot
-          stop[name] = stop[name].at[s:].add(flat(jax.vmap(vjp_stop)(c)[0]))
-      lo = hi
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(x_chunks.shape[0]))
+    grads = jax.lax.map(lambda a: chunk_grads(params, *a), (keys, x_chunks))
+    grads = jax.tree.map(lambda g: g.sum(0) / num_data, grads)
     # theta (mu) always takes the IWAE / VAE gradient; phi takes the surrogate's.
-    return jnp.stack([full if name in ('iwae', 'vae') else
-                      jnp.concatenate([full[:, :dim], stop[name][:, dim:]], 1)
+    return jnp.stack([grads['full'] if name in ('iwae', 'vae') else grads[name]
                       for name in estimators])
 
   return fn
 
 
-def draws_per_chunk(particles: int, num_data: int, dim: int, max_elements: int = 2**22) -> int:
+def draws_per_chunk(particles: int, num_data: int, dim: int, max_elements: int = 2**19) -> int:
   """Gradient draws vmapped together so one chunk holds about `max_elements` particle coords."""
   return max(1, max_elements // (particles * num_data * dim))
 
 
 def block_fn(estimators: Sequence[str], budgets: Sequence[int], x: jax.Array,
-             proposal_var: float, num_draws: int, max_elements: int = 2**22) -> Callable:
+             proposal_var: float, num_draws: int, max_elements: int = 2**19) -> Callable:
   """Jitted (params, key, start) -> `[num_draws, E, nb, P]`: draws start .. start + n - 1.
 
-  Draw r uses key fold_in(key, r), whatever the block it falls in.
+  Draw r uses key fold_in(key, r), whatever the block it falls in. `max_elements` bounds
+  the particle coordinates held at once, by vmapping several small draws together or by
+  splitting a large one over the data (which changes its random stream: see `draw_fn`).
   """
-  fn = draw_fn(estimators, budgets, x, proposal_var)
+  fn = draw_fn(estimators, budgets, x, proposal_var, max_elements)
   chunk = draws_per_chunk(max(budgets), *x.shape, max_elements)
 
   @jax.jit
@@ -241,7 +261,7 @@ class _Progress:
 
 def run(problem: gm.Problem, estimator_names: Sequence[str], budgets: Sequence[int],
         num_draws: int, key: jax.Array, *, shared: bool = True, num_kept: int = 2000,
-        block_size: int = 500, workdir: str | None = None, max_chunk_elements: int = 2**22,
+        block_size: int = 500, workdir: str | None = None, max_chunk_elements: int = 2**19,
         log: Callable[[str], None] = lambda s: None) -> dict:
   """Every (estimator, budget) cell, slopes of SNR against the budget, and the reference.
 
@@ -259,7 +279,8 @@ def run(problem: gm.Problem, estimator_names: Sequence[str], budgets: Sequence[i
   budgets = sorted(budgets)
   passes, reference_id = plan(estimator_names, budgets, key, shared)
   if workdir:
-    _lock_settings(workdir, problem, key, num_draws, budgets, shared, num_kept)
+    _lock_settings(workdir, problem, key, num_draws, budgets, shared, num_kept,
+                   max_chunk_elements)
   true_mu = np.asarray(gm.grad_mu_log_px(problem.params, problem.x), np.float64)
   progress = _Progress(passes, num_draws, log)
   cells, reference = {}, None
@@ -330,14 +351,15 @@ def _run_pass(p: Pass, problem: gm.Problem, num_draws: int, num_kept: int, block
 
 
 def _lock_settings(workdir: str, problem: gm.Problem, key: jax.Array, num_draws: int,
-                   budgets: Sequence[int], shared: bool, num_kept: int) -> None:
+                   budgets: Sequence[int], shared: bool, num_kept: int,
+                   max_chunk_elements: int) -> None:
   """Refuses to resume a workdir made with settings that change the draws or the statistics."""
   digest = hashlib.sha256()
   for a in (problem.x, *[problem.params[leaf] for leaf in LEAVES], jax.random.key_data(key)):
     digest.update(np.asarray(a).tobytes())
   settings = {'problem_and_key': digest.hexdigest(), 'proposal_var': problem.proposal_var,
               'num_draws': num_draws, 'budgets': list(budgets), 'shared': shared,
-              'num_kept': num_kept}
+              'num_kept': num_kept, 'chunk_elements': max_chunk_elements}
   path = os.path.join(workdir, 'snr_settings.json')
   if os.path.exists(path):
     with open(path) as f:

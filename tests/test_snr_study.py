@@ -31,10 +31,12 @@ def test_shared_draws_match_jax_grad_of_each_objective():
   """Every cell of a shared draw against jax.grad of its objective on the same particles."""
   problem = gm.make_problem(jax.random.key(0), dim=3, num_data=8, offset_std=0.3)
   x, params, key, budgets = problem.x, problem.params, jax.random.key(5), (1, 3, 7)
-  family = snr_study.draw_fn(('iwae', 'dreg', 'stl'), budgets, x)(params, key)
-  vae = snr_study.draw_fn(('vae',), budgets, x)(params, key)
-  eps = jnp.concatenate([jax.random.normal(jax.random.fold_in(key, s), (n, *x.shape))
-                         for s, n in enumerate(np.diff([0, *budgets]))])
+  # Room for 2 data points per chunk: 4 chunks, each with its own key.
+  assert snr_study.data_chunk(8, 7, 3, max_elements=60) == 2
+  family = snr_study.draw_fn(('iwae', 'dreg', 'stl'), budgets, x, max_elements=60)(params, key)
+  vae = snr_study.draw_fn(('vae',), budgets, x, max_elements=60)(params, key)
+  eps = jnp.concatenate([jax.random.normal(jax.random.fold_in(key, i), (7, 2, 3))
+                         for i in range(4)], axis=1)
   for j, b in enumerate(budgets):
     log_w = lambda p, stop=False, b=b: gm.log_weights_from_noise(p, x, eps[:b], stop_q_grad=stop)
     g_iwae = jax.grad(lambda p: jnp.mean(jax.nn.logsumexp(log_w(p), 0)))(params)
