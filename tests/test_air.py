@@ -73,3 +73,31 @@ def test_weight_norm_bound_holds_for_any_parameters():
   assert mean.shape == (8, 3) and np.all(np.isfinite(scale))
   with pytest.raises(ValueError, match='encoder_max_norm H must be > 0'):
     _setup(max_norm=-1.0)
+
+
+@pytest.mark.parametrize('activation', ['tanh', 'gated'])
+def test_every_encoder_kernel_is_bounded_for_random_parameters(activation):
+  """Every encoder layer, hidden, gates and both heads, has column norms <= H (eq. 18)."""
+  x = (np.random.default_rng(0).random((8, 20)) < 0.3).astype(np.float32)
+  arch = networks.Architecture((10, 7), 3, activation=activation, encoder_max_norm=0.7)
+  _, params = networks.init_vae(jax.random.key(0), arch, x)
+  layers = {}
+
+  def collect(path, tree):
+    if 'kernel' in tree:  # a plain Dense inside the encoder would be unbounded
+      raise AssertionError(f'encoder layer {path} is not weight-normalized')
+    if 'v' in tree:
+      layers[path] = tree
+    else:
+      for name, sub in tree.items():
+        collect(f'{path}/{name}', sub)
+
+  collect('encoder', params['params']['encoder'])
+  expected = 2 * 2 + 2 if activation == 'gated' else 2 + 2  # hidden (and gates), mean, log_scale
+  assert len(layers) == expected, sorted(layers)
+  rng = np.random.default_rng(3)
+  for path, layer in layers.items():
+    v = rng.normal(size=layer['v'].shape) * rng.uniform(0.01, 100)
+    u = rng.normal(size=layer['u'].shape) * 50
+    norms = np.linalg.norm(networks.BoundedWeightNormDense.kernel(v, u, 0.7), axis=0)
+    assert np.all(norms <= 0.7 + 1e-5), path

@@ -52,6 +52,18 @@ def test_unknown_and_missing(tmp_path):
     data.load('caltech101_silhouettes', data_dir=str(tmp_path))
 
 
+def test_splits_of_different_widths_and_no_train_array(tmp_path):
+  rng = np.random.default_rng(0)
+  path = tmp_path / 'mixed.npz'
+  np.savez(path, train=(rng.random((30, 12)) < 0.5).astype(np.float32),
+           test=(rng.random((10, 14)) < 0.5).astype(np.float32))
+  with pytest.raises(ValueError, match=r'different data dimensions \[12, 14\]'):
+    data.load(str(path))
+  np.savez(path, test=np.zeros((4, 3), np.float32))
+  with pytest.raises(ValueError, match=r'no "train" array \(found \[\'test\'\]\)'):
+    data.load(str(path))
+
+
 def test_local_npz_in_data_dir(tmp_path):
   rng = np.random.default_rng(1)
   np.savez(tmp_path / 'binarized_mnist.npz',

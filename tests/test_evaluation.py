@@ -90,3 +90,20 @@ def test_evaluate_vae_report():
   assert s['log_px']['num'] == 30 and s['latent_dim'] == 3
   assert s['elbo']['mean'] < s['iwae5']['mean'] < s['log_px']['mean']
   assert s['inference_gap']['mean'] > 0
+
+
+def test_evaluator_memory_does_not_grow_with_k():
+  """The compiled evaluator holds one `[chunk, B]` chunk whatever K (online log-sum-exp)."""
+  x = jnp.zeros((8, 5))
+
+  def log_weights_fn(key, xx, n):
+    return jax.random.normal(key, (n, xx.shape[0])) + xx.sum(-1)
+
+  def temp_bytes(num_samples):
+    fn = jax.jit(lambda key: evaluation.chunked_estimates(log_weights_fn, x, key, num_samples,
+                                                          500, iwae_ks=(10,)))
+    return fn.lower(jax.random.key(0)).compile().memory_analysis().temp_size_in_bytes
+
+  small, large = temp_bytes(1_000), temp_bytes(100_000)
+  # The same up to the scan's bookkeeping, and far below one float32 [K, B] array at K = 10^5.
+  assert abs(large - small) < 0.02 * small and large < 100_000 * 8 * 4 / 10

@@ -54,6 +54,12 @@ def test_nonfinite_refinement_is_reported_per_example():
                               k=4, num_samples=8, batch_size=12, chunk_size=8)
   assert out['nonfinite'][0] and not out['nonfinite'][1:].any()
   assert np.isnan(out['log_px'][0]) and np.all(np.isfinite(out['log_px'][1:]))
+  summary = iw_svi.summarize(out)  # the NaN example is reported, not averaged in
+  assert summary['nonfinite_examples'] == [0]
+  for name in ('log_px', 'amortized_log_px'):
+    if name in out:
+      assert summary[name]['num'] == len(x) - 1 and summary[name]['num_nonfinite'] == 0
+      np.testing.assert_allclose(summary[name]['mean'], np.mean(out[name][1:]), rtol=1e-6)
 
 
 @pytest.mark.parametrize('kw, message', [({'steps': -1}, 'steps must be >= 0'),

@@ -115,3 +115,22 @@ def test_stl_and_dreg_keep_the_iwae_decoder_gradient():
     _close(g['params']['decoder'], iwae['params']['decoder'], rtol=1e-4, atol=1e-6)
     enc, ref = g['params']['encoder']['mean']['kernel'], iwae['params']['encoder']['mean']['kernel']
     assert not np.allclose(enc, ref, rtol=1e-3)
+
+
+@pytest.mark.parametrize('name, power', [('iwae_stl', 1), ('iwae_dreg', 2)])
+def test_stl_and_dreg_encoder_gradients_against_their_surrogates(name, power):
+  """STL: sum_k sg(w~_k) log w_k; DReG (Tucker et al. 2019, eq. 6): sg(w~_k^2), with log q's
+  parameters held fixed. Written out here, independently of `avi.estimators`."""
+  model, params, x, _ = _setup()
+  key = jax.random.key(8)
+  config = ml_collections.ConfigDict({'k': 5, 'num_samples': 1})
+
+  def surrogate(p):
+    log_w = vae_log_weights(model, p, x, key, 5, stop_q_grad=True)[0]
+    w = jax.lax.stop_gradient(jax.nn.softmax(log_w, 0))
+    return jnp.mean(jnp.sum(w**power * log_w, 0))
+
+  expected = jax.grad(surrogate)(params)['params']['encoder']
+  got = _grads(name, config, params, model, x, key)['params']['encoder']
+  jax.tree.map(lambda g, e: np.testing.assert_allclose(-g, e, rtol=1e-4, atol=1e-6), got,
+               expected)

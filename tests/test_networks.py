@@ -2,6 +2,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from avi import networks
 
@@ -28,3 +29,12 @@ def test_shapes_and_output_bias_initialization():
   # Encoder/decoder hidden widths: decoder mirrors the encoder.
   assert params['params']['decoder']['MLP_0']['Dense_0']['kernel'].shape == (3, 6)
   assert params['params']['encoder']['MLP_0']['Dense_0']['kernel'].shape == (12, 8)
+
+
+def test_negative_transitions_and_norm_bound_are_refused():
+  x = np.zeros((4, 6), np.float32)
+  with pytest.raises(ValueError, match='num_transitions T must be >= 0, got -1'):
+    networks.init_vae(jax.random.key(0), networks.Architecture((4,), 2, num_transitions=-1), x)
+  with pytest.raises(ValueError, match='encoder_max_norm H must be > 0'):
+    networks.init_vae(jax.random.key(0), networks.Architecture((4,), 2, encoder_max_norm=-1.0),
+                      x)

@@ -102,12 +102,19 @@ def test_rem_v1_and_rws_model_update_is_the_iwae_update():
                rws['params']['decoder'], iwae['params']['decoder'])
 
 
-def test_rem_recognition_update_against_direct_computation():
+@pytest.mark.parametrize('covariance', ['weighted', 'unweighted'])
+def test_rem_recognition_update_against_direct_computation(covariance):
   model, params, x, config = _setup()
+  config.rem_covariance = covariance
   key = jax.random.key(4)
   key_r, key_s = jax.random.split(key)
   log_w, z = vae_log_weights(model, params, x, key_r, 6)
-  mean_s, cov_s = avi.moment_match(z, log_w, 1e-3)
+  # eqs. 22-23 written out: weighted mean; weighted (paper) or 1/K (authors' code) covariance.
+  alpha = jax.nn.softmax(log_w, 0)
+  mean_s = jnp.einsum('kb,kbd->bd', alpha, z)
+  cov_weights = alpha if covariance == 'weighted' else jnp.full_like(alpha, 1 / 6)
+  cov_s = (jnp.einsum('kb,kbi,kbj->bij', cov_weights, z - mean_s, z - mean_s)
+           + 1e-3 * jnp.eye(3))
   chol = jnp.linalg.cholesky(cov_s)
   z_s = dist.full_gaussian_sample(key_s, mean_s, chol, 6)
   logits = model.apply(params, z_s, method='decode')

@@ -158,6 +158,13 @@ for n in (1, 4):
   r = train.train_and_evaluate(tiny_config(num_devices=n, epochs=4), {tmp!r} + str(n),
                                tiny_dataset(), log=lambda s: None)
   out[n] = {{'history': r['history'], 'test': r['evaluation']['test']['log_px']['mean']}}
+for name, bad in (('indivisible', lambda: train.train_and_evaluate(
+    tiny_config(num_devices=4, batch_size=10), {tmp!r} + 'bad', tiny_dataset())),
+                  ('too_many', lambda: train.make_mesh(5))):
+  try:
+    bad()
+  except ValueError as e:
+    out[name] = str(e)
 print(json.dumps(out))
 """
   import tempfile  # pylint: disable=g-import-not-at-top
@@ -174,6 +181,8 @@ print(json.dumps(out))
     np.testing.assert_allclose(four['history'][epoch]['loss'], one['history'][epoch]['loss'],
                                rtol=1e-4)
   np.testing.assert_allclose(four['test'], one['test'], rtol=1e-4)
+  assert out['indivisible'] == 'batch_size=10 is not divisible by the 4 devices'
+  assert out['too_many'] == 'num_devices=5 but only 4 devices exist'
 
 
 def test_dynamic_binarization_trains_on_grey_levels(tmp_path):
@@ -206,6 +215,55 @@ def test_dynamic_step_binarizes_inside_the_step():
   step(state, jnp.full((4, 1000), 0.3), jax.random.key(0))
   batch = np.asarray(seen[0])
   assert set(np.unique(batch)) == {0.0, 1.0} and abs(batch.mean() - 0.3) < 0.03
+
+
+def _state(params, tx):
+  return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
+          'ok': jnp.array(True)}
+
+
+def test_a_finite_loss_with_a_nonfinite_gradient_stops_the_step():
+  tx = optax.adam(1e-2)
+  params = {'w': jnp.zeros(3)}
+
+  def loss_fn(p, batch, rng):  # sqrt(|w|^2) is 0 at w = 0, its gradient 0 / 0 = NaN
+    del batch, rng
+    return jnp.sqrt(jnp.sum(p['w']**2)), {}
+
+  step = jax.jit(train.make_train_step(loss_fn, tx, dynamic_binarization=False))
+  new, metrics = step(_state(params, tx), jnp.zeros((2, 3)), jax.random.key(0))
+  assert np.isfinite(metrics['loss']) and not bool(new['ok'])
+  assert int(new['step']) == 0 and np.all(np.asarray(new['params']['w']) == 0.0)
+
+
+def test_consecutive_steps_draw_different_particles():
+  """Step s uses fold_in(run_key, s): two steps on the same batch see different noise."""
+  tx = optax.sgd(0.0)
+
+  def loss_fn(p, batch, rng):
+    del batch
+    return p * 0.0, {'draw': jax.random.normal(rng)}
+
+  step = jax.jit(train.make_train_step(loss_fn, tx, dynamic_binarization=False))
+  state, batch, run_key = _state(jnp.ones(()), tx), jnp.zeros((2, 3)), jax.random.key(0)
+  state, first = step(state, batch, run_key)
+  state, second = step(state, batch, run_key)
+  assert int(state['step']) == 2 and float(first['draw']) != float(second['draw'])
+  # Reproducible: a fresh run draws the same first particle.
+  assert float(step(_state(jnp.ones(()), tx), batch, run_key)[1]['draw']) == float(first['draw'])
+
+
+def test_dynamic_datasets_are_evaluated_on_one_fixed_binary_draw():
+  rng = np.random.default_rng(1)
+  grey = {s: rng.uniform(0.2, 0.8, (n, 400)).astype(np.float32)
+          for s, n in (('train', 50), ('valid', 30), ('test', 30))}
+  dataset = data.Dataset('grey', data.DYNAMIC, grey, 'generated')
+  config = tiny_config()
+  test = train.eval_data(dataset, 'test', config)
+  assert set(np.unique(test)) == {0.0, 1.0}
+  np.testing.assert_array_equal(test, train.eval_data(dataset, 'test', config))  # fixed draw
+  assert abs(test.mean() - grey['test'].mean()) < 0.01  # a Bernoulli draw of the grey levels
+  assert train.eval_data(dataset, 'train', config).shape == (40, 400)  # train_subset
 
 
 @pytest.mark.parametrize('method', ['rem_v1', 'rem_v2', 'rws', 'iwae_dreg', 'piwae'])
