@@ -32,6 +32,7 @@ def run(module, *flags, check=True):
   return proc
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tiny_npz, tmp_path):
   workdir = str(tmp_path / 'run')
   out = run('experiments.train', f'--dataset={tiny_npz}', f'--workdir={workdir}', *FLAGS).stdout
@@ -54,6 +55,7 @@ def test_train_then_evaluate(tiny_npz, tmp_path):
   assert evaluation['evaluation']['test']['log_px']['mean'] > k40 - 0.5
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_equals_uninterrupted(tiny_npz, tmp_path):
   flags = [f'--dataset={tiny_npz}', *FLAGS, '--epochs=6', '--checkpoint_every_steps=5']
   run('experiments.train', f'--workdir={tmp_path / "straight"}', *flags)
@@ -92,6 +94,7 @@ def test_evaluate_without_run(tmp_path):
   assert proc.returncode != 0 and f'is {tmp_path} a training workdir' in proc.stderr
 
 
+@pytest.mark.slow
 def test_rem_binary_end_to_end(tiny_npz, tmp_path):
   out = run('experiments.rem', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--k=4',
             '--epochs=1', '--batch_size=20', '--eval_k=20', '--periodic_k=10', '--kl_ks=1,4',
@@ -107,6 +110,7 @@ def test_rem_binary_end_to_end(tiny_npz, tmp_path):
   assert proc.returncode != 0 and 'REM needs --k >= 2' in proc.stderr
 
 
+@pytest.mark.slow
 def test_air_binary_end_to_end(tiny_npz, tmp_path):
   out = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
             '--table_ks=1', '--sweep_ks=1,2', '--sigmas=0.3', '--max_norms=1,4', '--seeds=0,1',
@@ -129,6 +133,7 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   assert proc.returncode != 0 and 'H must be > 0' in proc.stderr
 
 
+@pytest.mark.slow
 def test_avo_toy_binary(tmp_path):
   run('experiments.avo_toy', f'--workdir={tmp_path}', '--energy=d', '--objective=elbo,avo',
       '--steps=50', '--num_transitions=3', '--num_samples=100', '--kl_inner_samples=20')
@@ -144,6 +149,7 @@ def test_avo_toy_binary(tmp_path):
     assert proc.returncode != 0 and message in proc.stderr
 
 
+@pytest.mark.slow
 def test_avo_sweep_binary(tmp_path):
   run('experiments.avo_sweep', f'--workdir={tmp_path}', '--energies=d,e', '--fractions=0,1',
       '--num_seeds=2', '--steps=30', '--num_transitions=2', '--num_samples=50',
@@ -154,6 +160,7 @@ def test_avo_sweep_binary(tmp_path):
   assert (tmp_path / 'figure4.png').exists()
 
 
+@pytest.mark.slow
 def test_avo_amortized_binary(tiny_npz, tmp_path):
   out = run('experiments.avo_amortized', f'--workdir={tmp_path}', f'--dataset={tiny_npz}',
             '--models=vae,hvi_avo_0.5', '--num_transitions=2', '--epochs=1', '--eval_k=10',

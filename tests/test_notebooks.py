@@ -5,6 +5,7 @@ import nbformat
 import pytest
 
 nbclient = pytest.importorskip('nbclient')
+pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

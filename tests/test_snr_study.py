@@ -153,6 +153,7 @@ def test_optimization_moves_towards_the_optimum():
   assert out['bound'][-1] > out['bound'][0]
 
 
+@pytest.mark.slow
 def test_binary_end_to_end(tmp_path):
   proc = subprocess.run(
       [sys.executable, '-m', 'experiments.snr', f'--workdir={tmp_path}', '--dim=3',
