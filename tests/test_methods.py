@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from avi import bounds
+from avi import config as config_lib
 from avi import methods
 from avi import networks
 from avi.log_weights import vae_log_weights
@@ -134,3 +135,43 @@ def test_stl_and_dreg_encoder_gradients_against_their_surrogates(name, power):
   got = _grads(name, config, params, model, x, key)['params']['encoder']
   jax.tree.map(lambda g, e: np.testing.assert_allclose(-g, e, rtol=1e-4, atol=1e-6), got,
                expected)
+
+
+_MATRIX = [(name, t, h) for name in methods.names() if not name.startswith('test_')
+           for t in (0, 2) for h in (0.0, 0.7)]
+_REFUSE_TRANSITIONS = {'iwae_stl', 'iwae_dreg', 'rem_v1', 'rem_v2', 'rws'}
+
+
+@pytest.mark.parametrize('name, num_transitions, max_norm', _MATRIX)
+def test_every_method_trains_every_parameter_or_refuses(name, num_transitions, max_norm):
+  """Every leaf gets a finite, non-zero gradient, or the build names the group it can't train."""
+  rng = np.random.default_rng(0)
+  x = (rng.random((6, 12)) < 0.4).astype(np.float32)
+  arch = networks.Architecture((8,), 2, encoder_max_norm=max_norm,
+                               num_transitions=num_transitions, transition_hidden=8)
+  model, params = networks.init_vae(jax.random.key(0), arch, x)
+  # Away from the init, where zero-initialized transition outputs block some gradients.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(tree, [p + 0.1 * jax.random.normal(k, p.shape)
+                                     for p, k in zip(leaves, keys)])
+  config = config_lib.get_config()
+  config.update({'k': 4, 'num_samples': 2, 'denoise_sigma': 0.3, 'denoise_alpha': 0.5,
+                 'avo_a': 0.5})
+  if num_transitions and name in _REFUSE_TRANSITIONS:
+    with pytest.raises(ValueError, match=f"{name} cannot train the parameter group 'transitions'"):
+      methods.build(name, model, config)
+    return
+  if not num_transitions and name == 'hvi_avo':
+    with pytest.raises(ValueError, match='needs refinement transitions'):
+      methods.build(name, model, config)
+    return
+  loss_fn = methods.build(name, model, config)
+  # hvi_avo draws its step type: accumulate keys until both an AVO and an ELBO step ran.
+  grad_fn = jax.jit(jax.grad(lambda p, key: loss_fn(p, jnp.asarray(x), key)[0]))
+  grads = [grad_fn(params, jax.random.key(k)) for k in range(4 if name == 'hvi_avo' else 1)]
+  total = jax.tree.map(lambda *g: sum(np.abs(np.asarray(v)) for v in g), *grads)
+  for path, g in jax.tree_util.tree_leaves_with_path(total):
+    where = jax.tree_util.keystr(path)
+    assert np.all(np.isfinite(g)), f'{name}: non-finite gradient at {where}'
+    assert np.any(g > 0), f'{name} (T={num_transitions}, H={max_norm}): zero gradient at {where}'

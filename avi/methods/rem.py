@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from avi import distributions as dist
 from avi.log_weights import vae_log_joint
+from avi.methods import refuse_transitions
 from avi.methods import register
 from avi.methods.vae_iwae import check_num_samples
 
@@ -53,7 +54,12 @@ def _rem_terms(model, params, x, rng, num_particles: int, eps: float, weighted: 
           log_w, failed)
 
 
+_Q0_ONLY = ('its particles, weights and recognition update use q_0(z_0 | x) only, so the '
+            'transitions would get no gradient while the evaluator scores q_T through them')
+
+
 def _make(model, config, version: str):
+  refuse_transitions(model, f'rem_{version}', _Q0_ONLY)
   num_particles = check_num_samples(config.k, 'k (K)')
   if num_particles < 2:
     raise ValueError(f'REM needs K >= 2 particles to moment-match a covariance, got K={config.k}')
@@ -99,6 +105,7 @@ def make_rem_v2(model, config):
 @register('rws')
 def make_rws(model, config):
   """Reweighted wake-sleep: wake-theta (eq. 9) and wake-phi with r_eta as its own proposal."""
+  refuse_transitions(model, 'rws', _Q0_ONLY)
   num_particles = check_num_samples(config.k, 'k (K)')
 
   def loss_fn(params, batch, rng):

@@ -4,22 +4,19 @@ MIWAE, CIWAE and PIWAE (Rainforth et al. 2018, ICML version) and the IWAE
 inference-network estimators STL (Roeder et al. 2017) and DReG (Tucker et al.
 2019). The generative model (decoder) and the inference network (encoder) each
 get the gradient of their own surrogate: parameters outside a surrogate's
-network are held fixed with `stop_gradient`, so one scalar loss carries both.
-Config fields: `k` (K), `num_samples` (M), `ciwae_beta`.
+network are held fixed with `stop_gradient` (`avi.methods.trainable`), so one scalar
+loss carries both; with refinement transitions the inference objective trains them
+too. Config fields: `k` (K), `num_samples` (M), `ciwae_beta`.
 """
 import jax
 import jax.numpy as jnp
 
 from avi import estimators
 from avi.log_weights import vae_log_weights
+from avi.methods import refuse_transitions
 from avi.methods import register
+from avi.methods import trainable
 from avi.methods.vae_iwae import check_num_samples
-
-
-def only(params, network: str):
-  """`params` with every top-level submodule but `network` ('encoder'/'decoder') held fixed."""
-  return {'params': {name: p if name == network else jax.lax.stop_gradient(p)
-                     for name, p in params['params'].items()}}
 
 
 def _mk(config) -> tuple[int, int]:
@@ -32,9 +29,9 @@ def _routed(model, objective_fn, num_outer: int, num_particles: int):
 
   def loss_fn(params, batch, rng):
     shape = (num_outer, num_particles, batch.shape[0])
-    log_w_model = vae_log_weights(model, only(params, 'decoder'), batch, rng,
+    log_w_model = vae_log_weights(model, trainable(params, 'generative'), batch, rng,
                                   num_outer * num_particles)[0].reshape(shape)
-    log_w_inference = vae_log_weights(model, only(params, 'encoder'), batch, rng,
+    log_w_inference = vae_log_weights(model, trainable(params, 'inference'), batch, rng,
                                       num_outer * num_particles)[0].reshape(shape)
     model_obj, _ = objective_fn(log_w_model)
     _, inference_obj = objective_fn(log_w_inference)
@@ -65,12 +62,14 @@ def make_ciwae(model, config):
                  check_num_samples(config.k, 'k (K)'))
 
 
-def _path_estimator(model, config, inference_surrogate):
+def _path_estimator(model, config, inference_surrogate, name: str):
+  refuse_transitions(model, name, 'its path derivative needs log q(z | x) of z alone, which '
+                     'a hierarchical proposal does not have in closed form')
   num_particles = check_num_samples(config.k, 'k (K)')
 
   def loss_fn(params, batch, rng):
-    log_w = vae_log_weights(model, only(params, 'decoder'), batch, rng, num_particles)[0]
-    log_w_stop_q = vae_log_weights(model, only(params, 'encoder'), batch, rng, num_particles,
+    log_w = vae_log_weights(model, trainable(params, 'generative'), batch, rng, num_particles)[0]
+    log_w_stop_q = vae_log_weights(model, trainable(params, 'inference'), batch, rng, num_particles,
                                    stop_q_grad=True)[0]
     model_obj = jax.nn.logsumexp(log_w, axis=0) - jnp.log(num_particles)
     inference_obj = inference_surrogate(log_w_stop_q)
@@ -83,10 +82,10 @@ def _path_estimator(model, config, inference_surrogate):
 @register('iwae_stl')
 def make_iwae_stl(model, config):
   """IWAE for the decoder; sticking-the-landing path gradient for the encoder."""
-  return _path_estimator(model, config, estimators.stl_inference)
+  return _path_estimator(model, config, estimators.stl_inference, 'iwae_stl')
 
 
 @register('iwae_dreg')
 def make_iwae_dreg(model, config):
   """IWAE for the decoder; doubly reparameterized gradient for the encoder."""
-  return _path_estimator(model, config, estimators.dreg_inference)
+  return _path_estimator(model, config, estimators.dreg_inference, 'iwae_dreg')
