@@ -82,7 +82,6 @@ def draw_fn(estimators: Sequence[str], budgets: Sequence[int], x: jax.Array,
   k_max = budgets[-1]
   chunk = data_chunk(num_data, k_max, dim, max_elements)
   x_chunks = x.reshape(num_data // chunk, chunk, dim)
-  in_budget = np.arange(k_max)[None, :] < np.asarray(budgets)[:, None]  # [nb, K]
   scale = np.sqrt(proposal_var)
 
   def log_w(mu, q_mean, z, xc):  # per particle, all `[K, chunk, D]` -> `[K, chunk]`
@@ -97,20 +96,22 @@ def draw_fn(estimators: Sequence[str], budgets: Sequence[int], x: jax.Array,
     lw, vjp = jax.vjp(lambda *a: log_w(*a, xc), *inputs)
     d_mu, d_q_mean, d_z = vjp(jnp.ones_like(lw))
     if estimators[0] == 'vae':  # the M-sample ELBO: mean over m of log w_m
-      w = jnp.asarray(in_budget / np.asarray(budgets)[:, None], lw.dtype)[:, :, None]
-      w = jnp.broadcast_to(w, (len(budgets), *lw.shape))
-    else:  # d LSE_k(log w_k) = sum_k softmax_k d log w_k
-      w = jax.nn.softmax(jnp.where(in_budget[:, :, None], lw, -jnp.inf), axis=1)  # [nb, K, c]
-    weigh = lambda c, d: jnp.einsum('jkn,knd->jnd', c, d)
+      w = [jnp.full((b, chunk), 1.0 / b, lw.dtype) for b in budgets]
+    else:  # d LSE_k(log w_k) = sum_k softmax_k d log w_k, over the first b particles
+      w = [jax.nn.softmax(lw[:b], axis=0) for b in budgets]
+
+    def weigh(power, d):  # sum_k w_k^power d_k for every budget: `[nb, chunk, D]`
+      return jnp.stack([jnp.einsum('kn,knd->nd', wb**power, d[:b]) for wb, b in zip(w, budgets)])
+
     # Full reparameterized path: z = mean + scale eps, and log q's own mean.
-    phi = {'full': weigh(w, d_z + d_q_mean)}
+    phi = {'full': weigh(1, d_z + d_q_mean)}
     # STL: sum_k sg(w~_k) log w_k and DReG (Tucker et al. 2019, eq. 6): sg(w~_k^2), both
     # with q's parameters held fixed inside log q, i.e. the derivative through z alone.
     if 'stl' in estimators:
-      phi['stl'] = weigh(w, d_z)
+      phi['stl'] = weigh(1, d_z)
     if 'dreg' in estimators:
-      phi['dreg'] = weigh(w**2, d_z)
-    theta = weigh(w, d_mu).sum(1)  # [nb, D]
+      phi['dreg'] = weigh(2, d_z)
+    theta = weigh(1, d_mu).sum(1)  # [nb, D]
     return {name: jnp.concatenate([theta, *[g.reshape(len(budgets), -1) for g in
                                             jax.vmap(vjp_mean)(d)]], 1)
             for name, d in phi.items()}
