@@ -44,7 +44,7 @@ def test_shared_draws_match_jax_grad_of_each_objective():
     np.testing.assert_allclose(vae[0, j], _flat(jax.grad(lambda p: jnp.mean(log_w(p)))(params)),
                                rtol=1e-5, atol=1e-6)
     for i, surrogate in ((1, estimators.dreg_inference), (2, estimators.stl_inference)):
-      g = jax.grad(lambda p: jnp.mean(surrogate(log_w(p, True))))(params)  # pylint: disable=cell-var-from-loop
+      g = jax.grad(lambda p, s=surrogate: jnp.mean(s(log_w(p, True))))(params)
       np.testing.assert_allclose(family[i, j], _flat({**g, 'mu': g_iwae['mu']}), rtol=1e-5,
                                  atol=1e-6)
   # DReG and STL differ wherever K > 1 (w~^2 against w~ weights).
@@ -55,8 +55,9 @@ def test_streaming_moments_equal_the_batch_statistics():
   draws = np.random.default_rng(0).normal(3.0, 2.0, (1003, 2, 5))
   state = {'n': 0, 'mean': np.zeros((2, 5)), 'm2': np.zeros((2, 5)),
            'kept': np.zeros((0, 2, 5), np.float32)}
+  update = snr_study._update  # pylint: disable=protected-access
   for lo in range(0, 1003, 97):
-    state = snr_study._update(state, draws[lo:lo + 97], num_kept=150)  # pylint: disable=protected-access
+    state = update(state, draws[lo:lo + 97], num_kept=150)
   np.testing.assert_allclose(state['mean'], draws.mean(0), rtol=1e-12)
   np.testing.assert_allclose(state['m2'] / 1002, draws.var(0, ddof=1), rtol=1e-12)
   np.testing.assert_allclose(state['kept'], draws[:150], rtol=1e-6)
