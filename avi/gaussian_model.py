@@ -89,9 +89,17 @@ def log_weights_from_noise(params: dict, x: jax.Array, eps: jax.Array,
   scale = jnp.sqrt(proposal_var)
   z = mean + scale * eps
   q_mean = jax.lax.stop_gradient(mean) if stop_q_grad else mean
-  # Unit-variance Gaussians: log N(z; mu, I) + log N(x; z, I) - log N(z; q_mean, scale^2 I).
-  log_joint = (stats.norm.logpdf(z, params['mu']).sum(-1) + stats.norm.logpdf(x, z).sum(-1))
-  return log_joint - stats.norm.logpdf(z, q_mean, scale).sum(-1)
+  return log_weight(params['mu'], q_mean, z, x, proposal_var)
+
+
+def log_weight(mu: jax.Array, q_mean: jax.Array, z: jax.Array, x: jax.Array,
+               proposal_var: float = DEFAULT_PROPOSAL_VAR) -> jax.Array:
+  """log N(z; mu, I) + log N(x; z, I) - log N(z; q_mean, sigma_q^2 I), summed over the last axis.
+
+  Arguments broadcast against z `[..., D]`; returns `[...]`.
+  """
+  log_joint = stats.norm.logpdf(z, mu).sum(-1) + stats.norm.logpdf(x, z).sum(-1)
+  return log_joint - stats.norm.logpdf(z, q_mean, jnp.sqrt(proposal_var)).sum(-1)
 
 
 def expected_elbo(params: dict, x: jax.Array, proposal_var: float = DEFAULT_PROPOSAL_VAR,

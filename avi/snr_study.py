@@ -38,7 +38,6 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-from jax.scipy import stats
 import numpy as np
 
 from avi import gaussian_model as gm
@@ -84,16 +83,13 @@ def draw_fn(estimators: Sequence[str], budgets: Sequence[int], x: jax.Array,
   x_chunks = x.reshape(num_data // chunk, chunk, dim)
   scale = np.sqrt(proposal_var)
 
-  def log_w(mu, q_mean, z, xc):  # per particle, all `[K, chunk, D]` -> `[K, chunk]`
-    log_joint = stats.norm.logpdf(z, mu).sum(-1) + stats.norm.logpdf(xc, z).sum(-1)
-    return log_joint - stats.norm.logpdf(z, q_mean, scale).sum(-1)
-
   def chunk_grads(params, key, xc):
     mean, vjp_mean = jax.vjp(lambda a, b: xc @ a.T + b, params['A'], params['b'])
     eps = jax.random.normal(key, (k_max, *xc.shape), xc.dtype)
     inputs = (jnp.broadcast_to(params['mu'], eps.shape), jnp.broadcast_to(mean, eps.shape),
               mean + scale * eps)
-    lw, vjp = jax.vjp(lambda *a: log_w(*a, xc), *inputs)
+    # Inputs broadcast to `[K, chunk, D]`, so the VJP returns per-particle derivatives.
+    lw, vjp = jax.vjp(lambda *a: gm.log_weight(*a, xc, proposal_var), *inputs)
     d_mu, d_q_mean, d_z = vjp(jnp.ones_like(lw))
     if estimators[0] == 'vae':  # the M-sample ELBO: mean over m of log w_m
       w = [jnp.full((b, chunk), 1.0 / b, lw.dtype) for b in budgets]
@@ -330,11 +326,15 @@ def _run_pass(p: Pass, problem: gm.Problem, num_draws: int, num_kept: int, block
   shape = (len(p.estimators), len(p.budgets), dim * (dim + 2))
   state = {'n': 0, 'mean': np.zeros(shape), 'm2': np.zeros(shape),
            'kept': np.zeros((0, *shape), np.float32)}
+  # The moments are saved every block; the kept draws (the bulk) only while they grow.
   path = os.path.join(workdir, 'snr_state', f'{p.name}.npz') if workdir else None
+  kept_path = path and path.replace('.npz', '_kept.npy')
   if path and os.path.exists(path):
     with np.load(path) as saved:
-      state = {k: saved[k] for k in state}
+      state = {k: saved[k] for k in ('n', 'mean', 'm2')}
     state['n'] = int(state['n'])
+    # A kill between the two writes can leave kept draws of an uncounted block: cut them.
+    state['kept'] = np.load(kept_path)[:min(state['n'], num_kept)]
     progress.skip(p, state['n'])
   blocks = {}
   while state['n'] < num_draws:
@@ -343,10 +343,14 @@ def _run_pass(p: Pass, problem: gm.Problem, num_draws: int, num_kept: int, block
       blocks[n] = block_fn(p.estimators, p.budgets, problem.x, problem.proposal_var, n,
                            max_chunk_elements)
     draws = blocks[n](problem.params, p.key, state['n'])
+    num_kept_before = state['kept'].shape[0]
     state = _update(state, np.asarray(draws, np.float64), num_kept)
     if path:
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      _atomic_write(path, lambda f: np.savez(f, **state))
+      if state['kept'].shape[0] > num_kept_before or not os.path.exists(kept_path):
+        _atomic_write(kept_path, lambda f: np.save(f, state['kept']))
+      _atomic_write(path, lambda f: np.savez(f, n=state['n'], mean=state['mean'],
+                                             m2=state['m2']))
     progress.block(p, state['n'], n)
   return state
 
