@@ -8,18 +8,25 @@ def get_config() -> ml_collections.ConfigDict:
   c.method = 'iwae'
   c.k = 5  # particles per data point in the IWAE bound
   c.num_samples = 1  # M: samples averaged by the VAE's ELBO (and MIWAE/PIWAE's outer M)
-  c.ciwae_beta = 0.5  # CIWAE's weight on the ELBO
-  c.denoise_sigma = 0.0  # DVAE/DIWAE: std of the Gaussian noise on the encoder input
-  c.denoise_alpha = 1.0  # DVAE/DIWAE: weight of the denoising term (0 = VAE/IWAE)
-  c.rem_eps = 1e-3  # REM: eps I added to the moment-matched covariance (eq. 23)
-  c.rem_covariance = 'weighted'  # REM: 'weighted' (eq. 22) or 'unweighted' (authors' code)
-  c.num_transitions = 0  # T > 0: HVI, q_0(z_0 | x) refined by T transitions (Huang et al.)
-  c.avo_a = 0.5  # hvi_avo: probability of an AVO step (else an ELBO step)
+  # Per-method settings; generic code never reads these.
+  c.ciwae = ml_collections.ConfigDict({'beta': 0.5})  # CIWAE's weight on the ELBO
+  c.air = ml_collections.ConfigDict({
+      'denoise_sigma': 0.0,  # DVAE/DIWAE: std of the Gaussian noise on the encoder input
+      'denoise_alpha': 1.0,  # DVAE/DIWAE: weight of the denoising term (0 = VAE/IWAE)
+      'encoder_max_norm': 0.0,  # H > 0: weight-normalized inference (WNI), ||w_i|| <= H
+  })
+  c.rem = ml_collections.ConfigDict({
+      'eps': 1e-3,  # eps I added to the moment-matched covariance (eq. 23)
+      'covariance': 'weighted',  # 'weighted' (eq. 22) or 'unweighted' (the authors' code)
+  })
+  c.hvi = ml_collections.ConfigDict({
+      'num_transitions': 0,  # T > 0: q_0(z_0 | x) refined by T transitions (Huang et al.)
+      'avo_a': 0.5,  # hvi_avo: probability of an AVO step (else an ELBO step)
+  })
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'
   c.latent_dim = 0  # 0 = the architecture preset's latent size
-  c.encoder_max_norm = 0.0  # H > 0: weight-normalized inference (WNI), ||w_i|| <= H
   c.epochs = 30
   c.batch_size = 100
   c.learning_rate = 1e-3
@@ -42,3 +49,70 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.splits = ('train', 'valid', 'test')
   c.eval.train_subset = 2000  # the train log-likelihood uses the first N train points
   return c
+
+
+# Flat keys of earlier releases and the fields they now name; `experiments.train` keeps them
+# as flags for one release, and workdirs written with them still load (`from_dict`).
+ALIASES = {
+    'ciwae_beta': 'ciwae.beta',
+    'denoise_sigma': 'air.denoise_sigma',
+    'denoise_alpha': 'air.denoise_alpha',
+    'encoder_max_norm': 'air.encoder_max_norm',
+    'rem_eps': 'rem.eps',
+    'rem_covariance': 'rem.covariance',
+    'num_transitions': 'hvi.num_transitions',
+    'avo_a': 'hvi.avo_a',
+}
+
+# What a run's trajectory does not depend on: where data lives, how it is evaluated,
+# checkpointed and logged, and how many epochs it lasts (raising --epochs continues the run,
+# except under a schedule that depends on the total length, see `trajectory`).
+NOT_TRAJECTORY = ('data_dir', 'epochs', 'eval', 'eval_every_epochs', 'num_devices',
+                  'checkpoint_every_steps', 'keep_checkpoints',
+                  'log_every_steps')
+
+
+def set_field(config: ml_collections.ConfigDict, dotted: str, value) -> None:
+  """config['a.b'] = value for a dotted path."""
+  *parents, name = dotted.split('.')
+  for parent in parents:
+    config = config[parent]
+  config[name] = value
+
+
+def from_dict(settings: dict) -> ml_collections.ConfigDict:
+  """A config from a saved `config.to_dict()`, old flat keys (`ALIASES`) included; fields
+  added since the run was written keep their defaults."""
+  config = get_config()
+
+  def merge(target, values, prefix=''):
+    for name, value in values.items():
+      if prefix + name in ALIASES:
+        set_field(config, ALIASES[prefix + name], value)
+      elif isinstance(value, dict) and name in target:
+        merge(target[name], value, f'{prefix}{name}.')
+      else:
+        target[name] = tuple(value) if isinstance(value, list) else value
+
+  with config.unlocked():
+    merge(config, settings)
+  return config
+
+
+def trajectory(config: ml_collections.ConfigDict) -> dict:
+  """The fields that define a run's model and training trajectory, flattened to dotted keys."""
+  flat = _flatten(config.to_dict())
+  drop = [k for k in flat if k.split('.')[0] in NOT_TRAJECTORY]
+  if config.schedule == 'cosine':  # its decay spans the whole run
+    drop.remove('epochs')
+  return {k: v for k, v in flat.items() if k not in drop}
+
+
+def _flatten(d: dict, prefix: str = '') -> dict:
+  out = {}
+  for name, value in d.items():
+    if isinstance(value, dict):
+      out.update(_flatten(value, f'{prefix}{name}.'))
+    else:
+      out[prefix + name] = list(value) if isinstance(value, tuple) else value
+  return out

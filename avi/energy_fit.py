@@ -10,12 +10,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from avi import avo
 from avi import distributions as dist
 from avi import energies
 from avi import evaluation
+from avi import fitting
 from avi import hvi
 
 OBJECTIVES = ('elbo', 'avo')
@@ -70,19 +70,10 @@ def init(settings: Settings, key: jax.Array) -> dict:
 def fit(settings: Settings, key: jax.Array, anneal_fraction=0.0) -> tuple[dict, jax.Array]:
   """Trains from key; returns the transition params and the loss per step `[steps]`."""
   key_init, key_train = jax.random.split(key)
-  params = init(settings, key_init)
-  tx = optax.adam(settings.learning_rate)
   beta_fn = avo.beta_schedule(anneal_fraction, settings.steps)
-
-  def step(carry, t):
-    params, opt_state = carry
-    loss, grads = jax.value_and_grad(functools.partial(loss_fn, settings))(
-        params, jax.random.fold_in(key_train, t), beta_fn(t))
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(settings.steps))
-  return params, losses
+  return fitting.fit_adam(
+      lambda params, t: loss_fn(settings, params, jax.random.fold_in(key_train, t), beta_fn(t)),
+      init(settings, key_init), settings.steps, settings.learning_rate)
 
 
 def sample(settings: Settings, params: dict, key: jax.Array, num: int) -> jax.Array:
@@ -100,8 +91,8 @@ def kl_estimate(settings: Settings, params: dict, z_T: jax.Array, key: jax.Array
 
   Returns the absolute `kl` with its standard error and the log normalizer used.
   """
-  log_q = hvi.log_marginal(operator(settings), params, z_T, key, num_inner,
-                           chunk_size=chunk_size)
+  log_q = evaluation.hvi_log_marginal(operator(settings), params, z_T, key, num_inner,
+                                        chunk_size=chunk_size)
   values = np.asarray(log_q - energies.log_density(settings.energy, z_T))
   log_z = energies.log_normalizer(settings.energy)
   summary = evaluation.mean_and_stderr(values + log_z)

@@ -14,7 +14,7 @@ import numpy as np
 
 from avi import bounds
 from avi import distributions as dist
-from avi.log_weights import vae_log_weights
+from avi import hvi
 
 LogWeightsFn = Callable[[jax.Array, jax.Array, int], jax.Array]
 
@@ -123,21 +123,32 @@ def usable_iwae_ks(iwae_ks: Sequence[int], num_samples: int, chunk_size: int) ->
   return tuple(k for k in iwae_ks if chunk % k == 0)
 
 
-def evaluate_vae(model, params, data: np.ndarray, key: jax.Array, num_samples: int = 5000,
-                 batch_size: int = 100, chunk_size: int = 500, iwae_ks: Sequence[int] = (),
-                 sharding=None) -> dict:
-  """The full report for a Flax VAE on `data` `[N, P]`: summaries plus per-example arrays.
+def evaluate_model(model, params, data: np.ndarray, key: jax.Array, num_samples: int = 5000,
+                   batch_size: int = 100, chunk_size: int = 500, iwae_ks: Sequence[int] = (),
+                   sharding=None) -> dict:
+  """The full report for a `models.LatentVariableModel` on `data` `[N, P]`: summaries
+  (KL to the prior and active units of q_0) plus per-example arrays.
 
   Bounds L_k whose k does not divide min(chunk_size, num_samples) are left out.
   """
 
   def log_weights_fn(k, x, n):
-    return vae_log_weights(model, params, x, k, n)[0]
+    return model.log_weights(params, x, k, n)[0]
 
   per_example = evaluate_dataset(log_weights_fn, data, key, num_samples, batch_size, chunk_size,
                                  usable_iwae_ks(iwae_ks, num_samples, chunk_size), sharding)
   summary = {name: mean_and_stderr(v) for name, v in per_example.items()}
-  summary.update(encoder_statistics(
-      lambda x: model.apply(params, x, method='encode'), data))
+  summary.update(encoder_statistics(lambda x: model.encode(params, x)[:2], data))
   summary['num_samples'] = num_samples
   return {'summary': summary, 'per_example': per_example}
+
+
+def hvi_log_marginal(op, params: dict, z_T: jax.Array, key: jax.Array, num_samples: int = 2000,
+                     log_q0_fn=dist.standard_normal_log_prob, chunk_size: int = 500,
+                     ) -> jax.Array:
+  """Importance-sampling estimate of the HVI marginal log q_T(z_T) for z_T `[B, D]`, `[B]`,
+  from backward chains (`hvi.backward_log_weights`); biased low (a lower bound in
+  expectation, tight as num_samples grows)."""
+  def log_weights_fn(k, z, n):
+    return hvi.backward_log_weights(op, params, z, k, n, log_q0_fn)
+  return chunked_estimates(log_weights_fn, z_T, key, num_samples, chunk_size)['log_px']

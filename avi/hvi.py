@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 
 from avi import distributions as dist
-from avi import evaluation
 
 _SOFTPLUS_INV_HALF = -0.4328521  # softplus^{-1}(0.5): initial transition std
 _GATE_BIAS = -2.0  # initial gate sigmoid(-2) = 0.12
@@ -130,7 +129,8 @@ def backward_log_weights(op: Refinement, params: dict, z_T: jax.Array, key: jax.
                          ) -> jax.Array:
   """log [q(z_0..z_T) / r(z_0..z_{T-1} | z_T)] for K backward chains from z_T `[B, D]`; `[K, B]`.
 
-  Their log-mean-exp estimates log q_T(z_T) (Huang et al., Appendix C).
+  Their log-mean-exp estimates log q_T(z_T) (Huang et al., Appendix C;
+  `evaluation.hvi_log_marginal`).
   `log_q0_fn(z_0 [K, B, D]) -> [K, B]` is the initial density.
   """
   num_transitions = jax.tree.leaves(params['forward'])[0].shape[0]
@@ -150,13 +150,3 @@ def backward_log_weights(op: Refinement, params: dict, z_T: jax.Array, key: jax.
   (z0, log_ratio), _ = jax.lax.scan(step, (z, jnp.zeros(z.shape[:-1], z.dtype)),
                                     (params['forward'], params['backward'], eps), reverse=True)
   return log_ratio + log_q0_fn(z0)
-
-
-def log_marginal(op: Refinement, params: dict, z_T: jax.Array, key: jax.Array,
-                 num_samples: int = 2000, log_q0_fn=dist.standard_normal_log_prob,
-                 chunk_size: int = 500) -> jax.Array:
-  """Importance-sampling estimate of log q_T(z_T) for z_T `[B, D]`, `[B]` (biased low:
-  a lower bound in expectation, tight as num_samples grows)."""
-  def log_weights_fn(k, z, n):
-    return backward_log_weights(op, params, z, k, n, log_q0_fn)
-  return evaluation.chunked_estimates(log_weights_fn, z_T, key, num_samples, chunk_size)['log_px']

@@ -60,18 +60,20 @@ def refine(log_joint_fn: LogJointFn, x: jax.Array, mean: jax.Array, scale: jax.A
   return phi[0], jnp.exp(phi[1]), trace
 
 
-def log_likelihood(log_joint_fn: LogJointFn, encode_fn, data: np.ndarray, key: jax.Array,
-                   steps: int = 100, k: int = 100, learning_rate: float = 1e-3,
-                   num_samples: int = 5000, batch_size: int = 100, chunk_size: int = 100,
+def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int = 100,
+                   k: int = 100, learning_rate: float = 1e-3, num_samples: int = 5000,
+                   batch_size: int = 100, chunk_size: int = 100,
                    iwae_ks: Sequence[int] = ()) -> dict[str, np.ndarray]:
-  """IW-SVI estimates for a dataset `[N, P]`, `[N]` each.
+  """IW-SVI estimates for a dataset `[N, P]` under a `models.LatentVariableModel` with a
+  Gaussian encoder, `[N]` each.
 
   `log_px` (IS from the refined proposals), `amortized_log_px` (IS from q(z | x)
   itself), the amortized `elbo` and amortized `iwae{k}` (E[L_k], k in `iwae_ks`,
   each dividing chunk_size), the `inference_gap` log p(x) - ELBO, and a
   `nonfinite` mask of examples whose refinement diverged (their `log_px` is NaN).
-  `encode_fn(x) -> (mean, scale)` gives the amortized proposal.
+  The amortized proposal is the model's q_0(z | x) (`model.encode`).
   """
+  log_joint_fn = functools.partial(model.log_joint, params)
   refine_batch = jax.jit(functools.partial(refine, log_joint_fn, steps=steps, k=k,
                                            learning_rate=learning_rate))
 
@@ -87,7 +89,7 @@ def log_likelihood(log_joint_fn: LogJointFn, encode_fn, data: np.ndarray, key: j
   for i, start in enumerate(range(0, len(data), batch_size)):
     x = jnp.asarray(data[start:start + batch_size], jnp.float32)
     key_i = jax.random.fold_in(key, i)
-    mean, scale = encode_fn(x)
+    mean, scale, _ = model.encode(params, x)
     amortized = estimate(x, mean, scale, jax.random.fold_in(key_i, 0), tuple(iwae_ks))
     r_mean, r_scale, _ = refine_batch(x, mean, scale, jax.random.fold_in(key_i, 1))
     refined = estimate(x, r_mean, r_scale, jax.random.fold_in(key_i, 2), ())

@@ -175,18 +175,3 @@ def logit_of_mean(train_x: np.ndarray, clip: float = 1e-3) -> np.ndarray:
   """logit of the per-pixel training mean, clipped to [clip, 1 - clip]. `[N, P] -> [P]`."""
   p = np.clip(np.asarray(train_x, np.float64).mean(0), clip, 1.0 - clip)
   return np.log(p / (1.0 - p)).astype(np.float32)
-
-
-def init_vae(key: jax.Array, arch: Architecture, train_x: np.ndarray) -> tuple[VAE, dict]:
-  """Builds a VAE for `train_x` `[N, P]` and its params, decoder bias = logit of the data mean."""
-  model = VAE(arch, train_x.shape[-1])
-  params = model.init(key, jnp.zeros((1, train_x.shape[-1]), jnp.float32))
-  bias = jnp.asarray(logit_of_mean(train_x))
-  params = jax.tree_util.tree_map_with_path(
-      lambda path, p: bias if _is_output_bias(path) else p, params)
-  return model, params
-
-
-def _is_output_bias(path) -> bool:
-  names = [getattr(k, 'key', None) for k in path]
-  return names[-3:] == ['decoder', 'logits', 'bias']

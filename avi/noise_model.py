@@ -10,21 +10,26 @@ with a learned eta and a learned std MLP(z); they differ in the proposal:
 - `hvi_avo`: q_0(z_0 | x) refined by T transitions conditioned on x, trained with
   loss-calibrated AVO (`avo_a`).
 
+Each trains through the registered method of the same name (`iwae`, `vae`,
+`hvi_avo`) on `NoiseModel`, the `models.LatentVariableModel` of this decoder.
+
 The latent is 1-d, so log p(x) and p(z | x) of a learned model are exact by
 quadrature on a grid of z (`log_px`, `posterior`).
 """
-import functools
+import dataclasses
 from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
+import ml_collections
 
 from avi import avo
-from avi import bounds
 from avi import distributions as dist
+from avi import fitting
 from avi import hvi
+from avi import methods
+from avi import models
 
 MODELS = ('iwae_prior', 'vae', 'hvi_avo')
 
@@ -54,7 +59,8 @@ class Settings(NamedTuple):
 
 
 class NoiseVAE(nn.Module):
-  """Decoder N(arc(z; eta), diag std(z)^2) with learned eta; an encoder and transitions."""
+  """Decoder N(arc(z; eta), diag std(z)^2) with learned eta; an encoder (not for
+  `iwae_prior`) and, for `hvi_avo`, the transitions."""
   settings: Settings
 
   def setup(self):
@@ -62,8 +68,9 @@ class NoiseVAE(nn.Module):
     self.log_eta = self.param('log_eta', nn.initializers.constant(jnp.log(0.3)), ())
     self.std_hidden = nn.Dense(s.hidden)
     self.std_out = nn.Dense(2)
-    self.enc_hidden = [nn.Dense(s.hidden), nn.Dense(s.hidden)]
-    self.enc_mean, self.enc_log_scale = nn.Dense(1), nn.Dense(1)
+    if s.model != 'iwae_prior':
+      self.enc_hidden = [nn.Dense(s.hidden), nn.Dense(s.hidden)]
+      self.enc_mean, self.enc_log_scale = nn.Dense(1), nn.Dense(1)
     if s.model == 'hvi_avo':
       self.transitions = self.param('transitions', lambda key: hvi.init_transitions(
           key, self._op(), s.num_transitions, jnp.zeros((1, 1, 1)), jnp.zeros((1, s.hidden))))
@@ -72,6 +79,8 @@ class NoiseVAE(nn.Module):
     return hvi.Refinement(self.settings.hidden, 'elu', parent=None)
 
   def __call__(self, x):
+    if self.settings.model == 'iwae_prior':
+      return self.log_likelihood(x, jnp.zeros((1, *x.shape[:-1], 1)))
     mean, _, _ = self.encode(x)
     return self.log_likelihood(x, mean[None])
 
@@ -94,6 +103,44 @@ class NoiseVAE(nn.Module):
     return hvi.sample_chain(self._op(), self.transitions, z0, key, context, cut_gradients)
 
 
+@dataclasses.dataclass(frozen=True)
+class NoiseModel(models.LatentVariableModel):
+  """`NoiseVAE` behind the model interface; `iwae_prior` proposes from the prior."""
+  module: NoiseVAE
+
+  @property
+  def num_transitions(self) -> int:
+    s = self.module.settings
+    return s.num_transitions if s.model == 'hvi_avo' else 0
+
+  @property
+  def groups(self) -> dict[str, models.Group]:
+    groups = {'decoder': models.Group(models.GENERATIVE,
+                                      (('log_eta',), ('std_hidden',), ('std_out',)))}
+    if self.module.settings.model != 'iwae_prior':
+      groups['encoder'] = models.Group(models.INFERENCE, (
+          ('enc_hidden_0',), ('enc_hidden_1',), ('enc_mean',), ('enc_log_scale',)))
+    if self.num_transitions:
+      groups['forward'] = models.Group(models.INFERENCE, (('transitions', 'forward'),))
+      groups['backward'] = models.Group(models.INFERENCE, (('transitions', 'backward'),))
+    return groups
+
+  def log_likelihood(self, params, x, z):
+    return self.module.apply(params, x, z, method='log_likelihood')
+
+  def encode(self, params, x):
+    return self.module.apply(params, x, method='encode')
+
+  def refine(self, params, z0, context, key, cut_gradients=False):
+    return self.module.apply(params, z0, context, key, cut_gradients, method='refine')
+
+  def propose(self, params, x, key, num_samples, **options):
+    if self.module.settings.model != 'iwae_prior':
+      return super().propose(params, x, key, num_samples, **options)
+    z = jax.random.normal(key, (num_samples, x.shape[0], 1))
+    return models.Proposal(z, self.log_prior(z), self.log_prior(z))
+
+
 def check(settings: Settings) -> None:
   if settings.model not in MODELS:
     raise ValueError(f'unknown model {settings.model!r}; known: {", ".join(MODELS)}')
@@ -104,53 +151,31 @@ def check(settings: Settings) -> None:
   avo.check_fraction(settings.avo_a, 'avo_a (the probability of an AVO step)')
 
 
-def loss_fn(model: NoiseVAE, params, x: jax.Array, key: jax.Array) -> jax.Array:
-  """Minus the batch mean of the model's objective."""
-  s = model.settings
-  apply = functools.partial(model.apply, params)
-  if s.model == 'iwae_prior':
-    z = jax.random.normal(key, (s.num_particles, x.shape[0], 1))
-    return -jnp.mean(bounds.iwae(apply(x, z, method='log_likelihood')))
-  key_0, key_chain, key_choice = jax.random.split(key, 3)
-  mean, scale, context = apply(x, method='encode')
-  z0 = dist.diag_gaussian_sample(key_0, mean, scale, s.num_particles)
-  log_q0 = dist.diag_gaussian_log_prob(z0, mean, scale)
-  log_joint = lambda z: apply(x, z, method='log_likelihood') + dist.standard_normal_log_prob(z)
-  if s.model == 'vae':
-    return -jnp.mean(log_joint(z0) - log_q0)
-
-  def elbo_loss():
-    chain = apply(z0, context, key_chain, method='refine')
-    return -jnp.mean(avo.hvi_elbo(chain, log_q0, log_joint(chain.zs[-1])))
-
-  def avo_loss():
-    chain = apply(z0, context, key_chain, True, method='refine')
-    terms = avo.avo_objectives(chain, log_q0,
-                               dist.standard_normal_log_prob, log_joint)
-    return -jnp.mean(jnp.sum(terms, axis=0))
-
-  return jax.lax.cond(jax.random.uniform(key_choice) < s.avo_a, avo_loss, elbo_loss)
+def make_loss(settings: Settings, model: NoiseModel) -> methods.LossFn:
+  """The registered method of `settings.model`: IWAE-K from the prior, the M-sample ELBO,
+  or loss-calibrated HVI-AVO with M chains."""
+  config = ml_collections.ConfigDict({
+      'k': settings.num_particles, 'num_samples': settings.num_particles,
+      'hvi': {'avo_a': settings.avo_a}})
+  name = {'iwae_prior': 'iwae', 'vae': 'vae', 'hvi_avo': 'hvi_avo'}[settings.model]
+  return methods.build(name, model, config)
 
 
 def fit(settings: Settings, data: jax.Array, key: jax.Array):
   """Adam on minibatches of `data` `[N, 2]`; returns (model, params, losses `[steps]`)."""
   check(settings)
-  model = NoiseVAE(settings)
+  model = NoiseModel(NoiseVAE(settings))
   key_init, key_train = jax.random.split(key)
-  params = model.init(key_init, data[:2])
-  tx = optax.adam(settings.learning_rate)
+  params = model.module.init(key_init, data[:2])
+  loss_fn = make_loss(settings, model)
 
-  def step(carry, t):
-    params, opt_state = carry
+  def batch_loss(params, t):
     key_batch, key_loss = jax.random.split(jax.random.fold_in(key_train, t))
     idx = jax.random.randint(key_batch, (settings.batch_size,), 0, data.shape[0])
-    loss, grads = jax.value_and_grad(functools.partial(loss_fn, model))(
-        params, data[idx], key_loss)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
+    return loss_fn(params, data[idx], key_loss)[0]
 
-  (params, _), losses = jax.jit(lambda p: jax.lax.scan(
-      step, (p, tx.init(p)), jnp.arange(settings.steps)))(params)
+  params, losses = jax.jit(lambda p: fitting.fit_adam(batch_loss, p, settings.steps,
+                                                      settings.learning_rate))(params)
   return model, params, losses
 
 
@@ -159,38 +184,28 @@ def _grid(half_width: float = 8.0, num: int = 4001) -> tuple[jax.Array, float]:
   return z[:, None, None], float(z[1] - z[0])  # [G, 1, 1]
 
 
-def log_px(model: NoiseVAE, params, x: jax.Array) -> jax.Array:
+def log_px(model: NoiseModel, params, x: jax.Array) -> jax.Array:
   """Exact (quadrature) log p(x) of the learned model for x `[B, 2]`; `[B]`."""
   z, dz = _grid()
-  log_joint = (model.apply(params, x, jnp.broadcast_to(z, (z.shape[0], x.shape[0], 1)),
-                           method='log_likelihood') + dist.standard_normal_log_prob(z))
+  log_joint = model.log_joint(params, x, jnp.broadcast_to(z, (z.shape[0], x.shape[0], 1)))
   return jax.nn.logsumexp(log_joint, axis=0) + jnp.log(dz)
 
 
-def posterior(model: NoiseVAE, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def posterior(model: NoiseModel, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
   """The model's p(z | x) on a grid for one x `[2]`: (z `[G]`, density `[G]`)."""
   z, dz = _grid()
-  log_joint = (model.apply(params, x[None], z, method='log_likelihood')
-               + dist.standard_normal_log_prob(z))[:, 0]
+  log_joint = model.log_joint(params, x[None], z)[:, 0]
   return z[:, 0, 0], jnp.exp(log_joint - jax.nn.logsumexp(log_joint) - jnp.log(dz))
 
 
-def sample_x(model: NoiseVAE, params, key: jax.Array, num: int) -> jax.Array:
+def sample_x(model: NoiseModel, params, key: jax.Array, num: int) -> jax.Array:
   """`[num, 2]` draws of the learned p(x)."""
   key_z, key_x = jax.random.split(key)
-  mean, std = model.apply(params, jax.random.normal(key_z, (num, 1)), method='decode')
+  mean, std = model.module.apply(params, jax.random.normal(key_z, (num, 1)), method='decode')
   return mean + std * jax.random.normal(key_x, mean.shape)
 
 
-def proposal_samples(model: NoiseVAE, params, x: jax.Array, key: jax.Array,
+def proposal_samples(model: NoiseModel, params, x: jax.Array, key: jax.Array,
                      num: int) -> jax.Array:
   """`num` draws of the model's approximate posterior at one x `[2]` (z_T for HVI); `[num]`."""
-  s = model.settings
-  key_0, key_chain = jax.random.split(key)
-  if s.model == 'iwae_prior':
-    return jax.random.normal(key_0, (num,))
-  mean, scale, context = model.apply(params, x[None], method='encode')
-  z = dist.diag_gaussian_sample(key_0, mean, scale, num)
-  if s.model == 'hvi_avo':
-    z = model.apply(params, z, context, key_chain, method='refine').zs[-1]
-  return z[:, 0, 0]
+  return model.propose(params, x[None], key, num).z[:, 0, 0]

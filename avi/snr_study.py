@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from avi import fitting
 from avi import gaussian_model as gm
 from avi import gradients
 
@@ -398,29 +399,25 @@ def optimize(x: jax.Array, num_outer: int, num_particles: int, key: jax.Array, s
              learning_rate: float, proposal_var: float = gm.DEFAULT_PROPOSAL_VAR,
              log_every: int = 50) -> dict:
   """Adam on (mu, A, b) from U[1.5, 2.5] inits (Figure 7): bound and L2 distances to the optimum."""
-  import optax  # pylint: disable=g-import-not-at-top
   dim = x.shape[1]
   k_init, k_run = jax.random.split(key)
   shapes = {'mu': (dim,), 'A': (dim, dim), 'b': (dim,)}
   params = {name: jax.random.uniform(k, shape, minval=1.5, maxval=2.5)
             for (name, shape), k in zip(shapes.items(), jax.random.split(k_init, 3))}
-  tx = optax.adam(learning_rate)
   target = gm.optimum(x)
 
-  def step(carry, t):
-    params, opt_state = carry
-    loss_fn = lambda p: -gm.iwae_objective(p, x, jax.random.fold_in(k_run, t), num_outer,
-                                           num_particles, proposal_var)
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state)
-    params = optax.apply_updates(params, updates)
+  def loss_fn(params, t):
+    return -gm.iwae_objective(params, x, jax.random.fold_in(k_run, t), num_outer,
+                              num_particles, proposal_var)
+
+  def trace(params, loss):
     dist_theta = jnp.linalg.norm(params['mu'] - target['mu'])
     dist_phi = jnp.sqrt(jnp.sum((params['A'] - target['A'])**2)
                         + jnp.sum((params['b'] - target['b'])**2))
-    return (params, opt_state), (-loss, dist_theta, dist_phi)
+    return -loss, dist_theta, dist_phi
 
   _, (bound, dist_theta, dist_phi) = jax.jit(
-      lambda p: jax.lax.scan(step, (p, tx.init(p)), jnp.arange(steps)))(params)
+      lambda p: fitting.fit_adam(loss_fn, p, steps, learning_rate, trace))(params)
   keep = np.arange(0, steps, log_every)
   return {'step': keep.tolist(), 'bound': np.asarray(bound)[keep].tolist(),
           'dist_theta': np.asarray(dist_theta)[keep].tolist(),

@@ -10,29 +10,32 @@
 - A non-finite loss or gradient freezes the state in the step itself (no host
   sync); the host sees the flag at the next log/checkpoint point, keeps the last
   good checkpoint and raises `NonFiniteLossError`.
+- Every step logs the gradient norm of each parameter group the model declares
+  (`grad_norm/{group}`), to TensorBoard, the per-epoch history and results.json.
+- A workdir can be extended: more epochs continue from the last checkpoint, another
+  evaluation re-evaluates without training, and a finished, evaluated run returns
+  its stored results (`avi.workdir`).
 """
-import dataclasses
-import json
 import os
+import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from avi import config as config_lib
 from avi import data as data_lib
 from avi import distributions as dist
-from avi import evaluation
 from avi import methods
-from avi import networks
+from avi import models
+from avi import reporting
 from avi import schedules
+from avi import workdir as workdir_lib
 
 State = dict[str, Any]  # {'step', 'params', 'opt_state', 'ok'}
 
@@ -72,8 +75,12 @@ def make_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.Grad
 
 
 def make_train_step(loss_fn: methods.LossFn, tx: optax.GradientTransformation,
-                    dynamic_binarization: bool) -> Callable:
-  """(state, batch `[B, P]`, run_key) -> (state, metrics); jit it with the state donated."""
+                    dynamic_binarization: bool,
+                    group_norms: Optional[Callable[[Any], dict]] = None) -> Callable:
+  """(state, batch `[B, P]`, run_key) -> (state, metrics); jit it with the state donated.
+
+  group_norms (e.g. `model.group_norms`) adds `grad_norm/{group}` to the metrics.
+  """
 
   def train_step(state: State, batch: jax.Array, run_key: jax.Array):
     key = jax.random.fold_in(run_key, state['step'])
@@ -89,37 +96,16 @@ def make_train_step(loss_fn: methods.LossFn, tx: optax.GradientTransformation,
     new = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state, 'ok': ok}
     # Keep the old state (and step) once anything went non-finite.
     state = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, {**state, 'ok': ok})
-    return state, {'loss': loss, **metrics}
+    metrics = {'loss': loss, **metrics}
+    if group_norms is not None:
+      metrics.update({f'grad_norm/{g}': n for g, n in group_norms(grads).items()})
+    return state, metrics
 
   return train_step
 
 
 def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num_examples)
-
-
-def eval_data(dataset: data_lib.Dataset, split: str, config) -> np.ndarray:
-  """The evaluation array of a split: `train` cut to `config.eval.train_subset` points;
-  dynamic datasets as one fixed Bernoulli draw of the images (seeded by `config.seed`)."""
-  x = dataset.splits[split]
-  if split == 'train':
-    x = x[:config.eval.train_subset]
-  if dataset.binarization == data_lib.DYNAMIC:
-    x = (np.random.default_rng([config.seed, 2**31 - 1]).random(x.shape) < x).astype(np.float32)
-  return x
-
-
-def evaluate_splits(model, params, dataset: data_lib.Dataset, config, key: jax.Array,
-                    sharding=None) -> dict[str, dict]:
-  """`evaluation.evaluate_vae` on each of `config.eval.splits` the dataset has (`eval_data`).
-
-  Split s uses key fold_in(key, index of s in data.SPLITS).
-  """
-  return {split: evaluation.evaluate_vae(
-      model, params, eval_data(dataset, split, config),
-      jax.random.fold_in(key, data_lib.SPLITS.index(split)), config.eval.num_samples,
-      config.eval.batch_size, config.eval.chunk_size, config.eval.iwae_ks, sharding)
-          for split in config.eval.splits if split in dataset.splits}
 
 
 def _check_config(config) -> None:
@@ -129,13 +115,6 @@ def _check_config(config) -> None:
       raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
   if config.learning_rate <= 0:
     raise ValueError(f'learning_rate must be > 0, got {config.learning_rate}')
-  if config.architecture not in networks.PRESETS:
-    raise ValueError(f'unknown architecture {config.architecture!r}; '
-                     f'known: {", ".join(networks.PRESETS)}')
-
-
-def _settings_json(config) -> dict:
-  return json.loads(config.to_json_best_effort())
 
 
 def versions() -> dict[str, str]:
@@ -145,223 +124,206 @@ def versions() -> dict[str, str]:
           'backend': jax.default_backend(), 'num_devices': jax.device_count()}
 
 
-def setup(config, dataset: Optional[data_lib.Dataset] = None):
-  """Data, model, params, loss, optimizer: everything `train_and_evaluate` needs."""
+class Setup(NamedTuple):
+  """Everything a run needs besides its state."""
+  dataset: data_lib.Dataset
+  model: models.LatentVariableModel
+  params: Any
+  loss_fn: methods.LossFn
+  tx: optax.GradientTransformation
+  steps_per_epoch: int
+  total_steps: int
+
+
+def setup(config, dataset: Optional[data_lib.Dataset] = None) -> Setup:
+  """Data, model, params, loss and optimizer of a config."""
   _check_config(config)
   dataset = dataset or data_lib.load(config.dataset, config.data_dir or None)
   train_x = dataset.splits['train']
   if len(train_x) < config.batch_size:
     raise ValueError(f'batch_size={config.batch_size} exceeds the {len(train_x)} train examples')
-  arch = networks.PRESETS[config.architecture]
-  if config.latent_dim:
-    arch = dataclasses.replace(arch, latent_dim=config.latent_dim)
-  if config.encoder_max_norm:
-    if config.encoder_max_norm < 0:
-      raise ValueError(f'encoder_max_norm H must be > 0 (0 = off), got {config.encoder_max_norm}')
-    arch = dataclasses.replace(arch, encoder_max_norm=config.encoder_max_norm)
-  if config.get('num_transitions', 0):
-    if config.num_transitions < 0:
-      raise ValueError(f'num_transitions T must be >= 0, got {config.num_transitions}')
-    arch = dataclasses.replace(arch, num_transitions=config.num_transitions)
-  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-  model, params = networks.init_vae(init_key, arch, train_x)
+  model, params = models.from_config(config, train_x)
   loss_fn = methods.build(config.method, model, config)
   steps_per_epoch = len(train_x) // config.batch_size
   total_steps = config.epochs * steps_per_epoch
   tx = make_optimizer(config, steps_per_epoch, total_steps)
-  return dataset, model, params, loss_fn, tx, steps_per_epoch, total_steps
+  return Setup(dataset, model, params, loss_fn, tx, steps_per_epoch, total_steps)
+
+
+def initial_state(params, tx: optax.GradientTransformation) -> State:
+  return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
+          'ok': jnp.array(True)}
 
 
 def restore_params(workdir: str, config, dataset: data_lib.Dataset):
   """The model and its latest checkpointed params from `workdir`."""
-  _, model, params, _, tx, _, _ = setup(config, dataset)
-  state = {'step': jnp.zeros((), jnp.int32), 'params': params,
-           'opt_state': tx.init(params), 'ok': jnp.array(True)}
-  with _checkpoint_manager(workdir) as manager:
-    if manager.latest_step() is None:
-      raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
-    state = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(state)))['state']
-  return model, state['params'], int(state['step'])
-
-
-def _checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), 'checkpoints'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-
-
-def _write_json(path: str, obj) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2)
-  os.replace(tmp, path)
-
-
-def _check_workdir_config(workdir: str, config) -> None:
-  """A workdir belongs to one configuration; resuming with another is an error."""
-  path = os.path.join(workdir, 'config.json')
-  settings = _settings_json(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    # Fields added to the config after the run started compare against their defaults.
-    defaults = _settings_json(config_lib.get_config())
-    diff = sorted(k for k in set(saved) | set(settings)
-                  if saved.get(k, defaults.get(k)) != settings.get(k))
-    if diff:
-      raise ValueError(f'{workdir} holds a run with different settings ({", ".join(diff)}); '
-                       'use a new --workdir')
-  else:
-    _write_json(path, settings)
+  run = setup(config, dataset)
+  with workdir_lib.checkpoint_manager(workdir) as manager:
+    state, _ = workdir_lib.restore(manager, initial_state(run.params, run.tx))
+  return run.model, state['params'], int(state['step'])
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        dataset: Optional[data_lib.Dataset] = None,
                        log: Callable[[str], None] = print) -> dict:
-  """Trains (resuming from `workdir` if it holds checkpoints), evaluates, writes results.json."""
+  """Trains (resuming or extending the run in `workdir`), evaluates, writes results.json.
+
+  A run already trained for `config.epochs` and evaluated with `config.eval` returns
+  its stored results without recomputing them.
+  """
   from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
-  dataset, model, params, loss_fn, tx, steps_per_epoch, total_steps = setup(config, dataset)
-  _check_workdir_config(workdir, config)
+  run = setup(config, dataset)
+  workdir_lib.lock(workdir, config)
+  stored = workdir_lib.stored_results(workdir, config, run.total_steps)
+  if stored is not None:
+    log(f'{workdir} is already trained and evaluated with these settings: stored results')
+    return stored
   mesh = make_mesh(config.num_devices)
   if config.batch_size % mesh.size:
     raise ValueError(f'batch_size={config.batch_size} is not divisible by the {mesh.size} devices')
-  replicated = NamedSharding(mesh, P())
-  state = jax.device_put({'step': jnp.zeros((), jnp.int32), 'params': params,
-                          'opt_state': tx.init(params), 'ok': jnp.array(True)}, replicated)
-  run_key = jax.device_put(jax.random.fold_in(jax.random.key(config.seed), 1), replicated)
-  train_step = jax.jit(make_train_step(loss_fn, tx, dataset.binarization == data_lib.DYNAMIC),
-                       donate_argnums=0)
-  manager = _checkpoint_manager(workdir, config.keep_checkpoints)
+  with (workdir_lib.checkpoint_manager(workdir, config.keep_checkpoints) as manager,
+        SummaryWriter(os.path.join(workdir, 'tensorboard')) as writer):
+    state, progress = _train(config, workdir, run, mesh, manager, writer, log)
+    results = _evaluate(config, workdir, run, state['params'], progress, mesh, writer, log)
+  workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
+  return results
+
+
+def _restore_or_init(workdir: str, run: Setup, mesh, manager, log) -> tuple[State, dict]:
+  state = jax.device_put(initial_state(run.params, run.tx), NamedSharding(mesh, P()))
+  progress = {'train_seconds': 0.0, 'history': {}, 'partial_epoch': None}
+  latest = manager.latest_step()
+  if latest is None:
+    return state, progress
+  if latest > run.total_steps:
+    raise ValueError(f'{workdir} is trained to step {latest} ({latest // run.steps_per_epoch} '
+                     f'epochs), past the {run.total_steps} steps of these epochs; to evaluate it '
+                     f'use `python -m experiments.evaluate --workdir={workdir}`')
+  state, progress = workdir_lib.restore(manager, state)
+  log(f'resumed from step {int(state["step"])} in {workdir}')
+  return state, progress
+
+
+def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tuple[State, dict]:
+  """The training loop, from the last checkpoint to `run.total_steps`."""
+  state, progress = _restore_or_init(workdir, run, mesh, manager, log)
+  start = int(state['step'])
+  if start >= run.total_steps:
+    return state, progress
   # Per-epoch metrics, wall time and the running sums of the current epoch travel inside the
   # checkpoint (one atomic save), so a run killed at any point resumes with identical history.
-  progress = {'train_seconds': 0.0, 'history': {}, 'partial_epoch': None}
-  if manager.latest_step() is not None:
-    restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)),
-        progress=ocp.args.JsonRestore()))
-    state, progress = restored['state'], restored['progress']
-    log(f'resumed from step {int(state["step"])} in {workdir}')
-  start_step = int(state['step'])
-  checkpoint_every = config.checkpoint_every_steps or steps_per_epoch
-  train_x = dataset.splits['train']
-  writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
-
-  metrics = {}
+  run_key = jax.device_put(jax.random.fold_in(jax.random.key(config.seed), 1),
+                           NamedSharding(mesh, P()))
+  train_step = jax.jit(make_train_step(run.loss_fn, run.tx,
+                                       run.dataset.binarization == data_lib.DYNAMIC,
+                                       run.model.group_norms), donate_argnums=0)
+  checkpoint_every = config.checkpoint_every_steps or run.steps_per_epoch
+  train_x = run.dataset.splits['train']
+  partial = progress['partial_epoch']
+  sums = {k: jnp.float32(v) for k, v in partial['sums'].items()} if partial else None
+  count = partial['count'] if partial else 0
+  t0, order, order_epoch, metrics = time.time(), None, -1, {}
+  seconds = lambda: progress['train_seconds'] + time.time() - t0
+  display = _Progress(start, run.total_steps, log)
 
   def check_finite(step):
     if not bool(state['ok']):
-      last = manager.latest_step()
       manager.wait_until_finished()
       latest = ', '.join(f'{k}={float(v):.4g}' for k, v in metrics.items())
       raise NonFiniteLossError(
           f'non-finite loss or gradient at step {int(state["step"])} (detected by step {step}; '
-          f'latest metrics: {latest}); training stopped, last good checkpoint: step {last} in '
-          f'{workdir}/checkpoints')
+          f'latest metrics: {latest}); training stopped, last good checkpoint: step '
+          f'{manager.latest_step()} in {workdir}/checkpoints')
 
-  t0 = time.time()
-
-  def train_seconds():  # wall time of all training sessions of this run
-    return progress['train_seconds'] + (time.time() - t0 if start_step < total_steps else 0.0)
-
-  order, epoch_of_order = None, -1
-  partial = progress['partial_epoch']
-  epoch_sums = {k: jnp.float32(v) for k, v in partial['sums'].items()} if partial else None
-  epoch_count = partial['count'] if partial else 0
-  bar = tqdm.tqdm(total=total_steps, initial=start_step, desc='train', disable=None)
-  for step in range(start_step, total_steps):
-    epoch, i = divmod(step, steps_per_epoch)
-    if epoch != epoch_of_order:
-      order, epoch_of_order = epoch_order(config.seed, epoch, len(train_x)), epoch
+  for step in range(start, run.total_steps):
+    epoch, i = divmod(step, run.steps_per_epoch)
+    if epoch != order_epoch:
+      order, order_epoch = epoch_order(config.seed, epoch, len(train_x)), epoch
     idx = order[i * config.batch_size:(i + 1) * config.batch_size]
     state, metrics = train_step(state, shard_batch(train_x[idx], mesh), run_key)
-    epoch_sums = metrics if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, metrics)
-    epoch_count += 1
-    done = step + 1
-    bar.update(1)
+    sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+    count, done = count + 1, step + 1
+    display.step()
     if done % config.log_every_steps == 0:
       check_finite(done)
       for name, value in metrics.items():
         writer.add_scalar(f'train/{name}', float(value), done)
-      bar.set_postfix(loss=f'{float(metrics["loss"]):.2f}')
-    if done % steps_per_epoch == 0:
+    if done % run.steps_per_epoch == 0:
       check_finite(done)
-      means = {k: float(v) / epoch_count for k, v in epoch_sums.items()}
+      means = {k: float(v) / count for k, v in sums.items()}
+      if config.eval_every_epochs and (epoch + 1) % config.eval_every_epochs == 0:
+        means.update(reporting.periodic_eval(run.model, state['params'], run.dataset, config,
+                                             epoch + 1))
       progress['history'][str(epoch + 1)] = means
       for name, value in means.items():
         writer.add_scalar(f'epoch/{name}', value, epoch + 1)
-      epoch_sums, epoch_count = None, 0
-      if config.eval_every_epochs and (epoch + 1) % config.eval_every_epochs == 0:
-        means.update(_periodic_eval(model, state['params'], dataset, config, writer, epoch + 1))
-    if done % checkpoint_every == 0 or done == total_steps:
+      display.epoch(epoch + 1, done, means)
+      sums, count = None, 0
+    if done % checkpoint_every == 0 or done == run.total_steps:
       check_finite(done)
-      progress['partial_epoch'] = (
-          {'sums': {k: float(v) for k, v in epoch_sums.items()}, 'count': epoch_count}
-          if epoch_sums is not None else None)
-      manager.save(done, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state),
-          progress=ocp.args.JsonSave({**progress, 'train_seconds': train_seconds()})))
-      manager.wait_until_finished()
-  bar.close()
-  check_finite(total_steps)
-  train_total = train_seconds()
+      progress['partial_epoch'] = ({'sums': {k: float(v) for k, v in sums.items()},
+                                    'count': count} if sums is not None else None)
+      workdir_lib.save(manager, done, state, {**progress, 'train_seconds': seconds()})
+  display.close()
+  return state, {**progress, 'train_seconds': seconds()}
 
-  t1 = time.time()
-  results = {'settings': _settings_json(config), 'versions': versions(),
-             'dataset': {'name': dataset.name, 'source': dataset.source,
-                         'binarization': dataset.binarization,
-                         'sizes': {k: len(v) for k, v in dataset.splits.items()}},
-             'steps': total_steps, 'evaluation': {}}
+
+class _Progress:
+  """A tqdm bar on a terminal; elsewhere (nohup, cluster logs, CI) a line per epoch with
+  step, metrics, steps/s and ETA, at most one per `min_seconds` (and always the last)."""
+
+  def __init__(self, start: int, total: int, log: Callable[[str], None],
+               min_seconds: float = 5.0):
+    self.start, self.total, self.log, self.min_seconds = start, total, log, min_seconds
+    self.bar = tqdm.tqdm(total=total, initial=start, desc='train') if sys.stdout.isatty() else None
+    self.t0 = self.last = time.time()
+
+  def step(self) -> None:
+    if self.bar is not None:
+      self.bar.update(1)
+
+  def epoch(self, epoch: int, step: int, means: dict[str, float]) -> None:
+    if self.bar is not None:
+      self.bar.set_postfix(loss=f'{means["loss"]:.2f}')
+      return
+    now = time.time()
+    if now - self.last < self.min_seconds and step < self.total:
+      return
+    self.last = now
+    rate = (step - self.start) / max(now - self.t0, 1e-9)
+    shown = ', '.join(f'{k} {v:.2f}' for k, v in means.items() if not k.startswith('grad_norm'))
+    self.log(f'epoch {epoch} step {step}/{self.total}: {shown}; {rate:.1f} steps/s, '
+             f'ETA {(self.total - step) / rate:.0f} s')
+
+  def close(self) -> None:
+    if self.bar is not None:
+      self.bar.close()
+
+
+def _evaluate(config, workdir: str, run: Setup, params, progress: dict, mesh, writer,
+              log) -> dict:
+  """Final evaluation of every split; the results.json dictionary."""
+  t0 = time.time()
   sharding = (NamedSharding(mesh, P('data')) if config.eval.batch_size % mesh.size == 0
               else None)
-  reports = evaluate_splits(model, state['params'], dataset, config,
-                            jax.random.fold_in(jax.random.key(config.seed), 2), sharding)
-  for split, report in reports.items():
-    results['evaluation'][split] = report['summary']
-    writer.add_scalar(f'final/{split}_log_px', report['summary']['log_px']['mean'], total_steps)
+  reports = reporting.evaluate_splits(run.model, params, run.dataset, config,
+                                      jax.random.fold_in(jax.random.key(config.seed), 2),
+                                      sharding, log)
   if 'test' in reports:
     np.savez(os.path.join(workdir, 'test_per_example.npz'), **reports['test']['per_example'])
-  results['train_seconds'] = train_total
-  results['history'] = progress['history']
-  results['eval_seconds'] = time.time() - t1
-  writer.close()
-  manager.close()
-  _write_json(os.path.join(workdir, 'results.json'), results)
+  history = progress['history']
+  last = history[max(history, key=int)] if history else {}
+  d = run.dataset
+  results = {
+      'settings': workdir_lib.settings(config), 'versions': versions(),
+      'dataset': {'name': d.name, 'source': d.source, 'binarization': d.binarization,
+                  'sizes': {k: len(v) for k, v in d.splits.items()}},
+      'steps': run.total_steps,
+      'evaluation': {split: report['summary'] for split, report in reports.items()},
+      'grad_norms': {k.split('/', 1)[1]: v for k, v in last.items() if k.startswith('grad_norm/')},
+      'train_seconds': progress['train_seconds'], 'history': history,
+      'eval_seconds': time.time() - t0}
+  for split, summary in results['evaluation'].items():
+    writer.add_scalar(f'final/{split}_log_px', summary['log_px']['mean'], run.total_steps)
   return results
-
-
-def _periodic_eval(model, params, dataset, config, writer, epoch: int) -> dict[str, float]:
-  """Train/valid/test log-likelihood on subsets with few particles, for the epoch's history."""
-  periodic = ml_collections.ConfigDict(config.to_dict())
-  periodic.eval.num_samples = config.eval.periodic_num_samples
-  periodic.eval.chunk_size = min(config.eval.chunk_size, config.eval.periodic_num_samples)
-  periodic.eval.train_subset = config.eval.periodic_num_points
-  subset = data_lib.Dataset(dataset.name, dataset.binarization, {
-      s: x[:config.eval.periodic_num_points] for s, x in dataset.splits.items()}, dataset.source)
-  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 3), epoch)
-  out = {}
-  for split, report in evaluate_splits(model, params, subset, periodic, key).items():
-    out[f'{split}_log_px'] = report['summary']['log_px']['mean']
-    out[f'{split}_kl_to_prior'] = report['summary']['kl_to_prior']
-    writer.add_scalar(f'epoch/{split}_log_px', out[f'{split}_log_px'], epoch)
-  return out
-
-
-def results_table(results: dict) -> str:
-  """A plain-text table of the final evaluation in `results` (as written to results.json)."""
-  ks = [k for k in next(iter(results['evaluation'].values())) if k.startswith('iwae')]
-  head = ['split', 'N', 'log p(x)', 'ELBO', *[f'L_{k[4:]}' for k in ks], 'gap', 'KL', 'AU']
-  rows = [head]
-  for split, s in results['evaluation'].items():
-    rows.append([split, str(s['log_px']['num']),
-                 f'{s["log_px"]["mean"]:.2f} ± {s["log_px"]["stderr"]:.2f}',
-                 f'{s["elbo"]["mean"]:.2f}', *[f'{s[k]["mean"]:.2f}' for k in ks],
-                 f'{s["inference_gap"]["mean"]:.2f}', f'{s["kl_to_prior"]:.2f}',
-                 f'{s["active_units"]}/{s["latent_dim"]}'])
-  widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-  lines = ['  '.join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-  d = results['dataset']
-  lines.insert(0, f'{d["name"]} ({d["binarization"]} binarization, {d["source"]}), '
-               f'method={results["settings"]["method"]}, K_eval={results["settings"]["eval"]["num_samples"]}')
-  return '\n'.join(lines)

@@ -21,7 +21,6 @@ holds the sweep, the selection and the tables; DIR/tables.md the tables;
 DIR/figure1.png and DIR/figure2.png the sweeps (absolute at k = 1; relative to
 the unregularized baseline for every k).
 """
-import functools
 import json
 import os
 
@@ -32,14 +31,14 @@ import jax
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import ml_collections  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from avi import config as config_lib  # pylint: disable=wrong-import-position
 from avi import data as data_lib  # pylint: disable=wrong-import-position
 from avi import iw_svi  # pylint: disable=wrong-import-position
+from avi import reporting  # pylint: disable=wrong-import-position
 from avi import train  # pylint: disable=wrong-import-position
-from avi.log_weights import vae_log_joint  # pylint: disable=wrong-import-position
+from avi import workdir as workdir_lib  # pylint: disable=wrong-import-position
 from avi.methods.air import check_denoising  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
@@ -115,8 +114,8 @@ def run_config(model: str, k: int, value: float, seed: int):
   c.method = ('dvae' if denoising else 'vae') if k == 1 else ('diwae' if denoising else 'iwae')
   c.k, c.num_samples = k, 1
   if hyper:
-    c[hyper] = value
-  c.denoise_alpha = alpha
+    c.air[hyper] = value
+  c.air.denoise_alpha = alpha
   c.epochs, c.batch_size, c.learning_rate, c.seed = (_EPOCHS.value, _BATCH.value, _LR.value,
                                                      seed)
   c.eval.num_samples = _SELECT_K.value
@@ -149,14 +148,12 @@ def iw_svi_run(dataset, workdir: str, k: int) -> dict:
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = workdir_lib.saved_config(workdir)
   model, params, _ = train.restore_params(workdir, config, dataset)
-  data = train.eval_data(dataset, 'test', config)[:_EVAL_POINTS.value or None]
+  data = reporting.eval_data(dataset, 'test', config)[:_EVAL_POINTS.value or None]
   chunk = k * max(1, round(100 / k))  # L_k groups must tile the chunk
   out = iw_svi.log_likelihood(
-      functools.partial(vae_log_joint, model, params),
-      lambda x: model.apply(params, x, method='encode'), data,
+      model, params, data,
       jax.random.key(config.seed + 7), _SVI_STEPS.value, _SVI_K.value, _SVI_LR.value,
       _EVAL_K.value, 100, chunk, iwae_ks=(k,) if k > 1 else ())
   summary = iw_svi.summarize(out)

@@ -48,12 +48,12 @@ def run_config(model: str):
   c = config_lib.get_config()
   c.dataset, c.data_dir, c.architecture = _DATASET.value, _DATA_DIR.value, 'avo'
   if model == 'vae':
-    c.method, c.num_transitions = 'vae', 0
+    c.method, c.hvi.num_transitions = 'vae', 0
   elif model == 'hvi':
-    c.method, c.num_transitions = 'vae', _T.value
+    c.method, c.hvi.num_transitions = 'vae', _T.value
   elif model.startswith('hvi_avo_'):
-    c.method, c.num_transitions, c.avo_a = 'hvi_avo', _T.value, float(model.split('_')[-1])
-    avo.check_fraction(c.avo_a, f'avo_a of {model} (the probability of an AVO step)')
+    c.method, c.hvi.num_transitions, c.hvi.avo_a = 'hvi_avo', _T.value, float(model.split('_')[-1])
+    avo.check_fraction(c.hvi.avo_a, f'avo_a of {model} (the probability of an AVO step)')
   else:
     raise app.UsageError(f'unknown model {model!r}; use vae, hvi or hvi_avo_<a>')
   c.epochs, c.batch_size, c.learning_rate, c.seed = (_EPOCHS.value, _BATCH.value, _LR.value,

@@ -25,7 +25,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from avi import energies  # pylint: disable=wrong-import-position
 from avi import energy_fit  # pylint: disable=wrong-import-position
-from avi import hvi  # pylint: disable=wrong-import-position
+from avi import evaluation  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _ENERGIES = flags.DEFINE_list('energies', list(energies.NAMES), 'Energies a..f.')
@@ -57,8 +57,8 @@ def run_cell(settings: energy_fit.Settings, fractions: list[float], num_seeds: i
   def evaluate(run):  # one run's q_T samples and per-sample log q_T(z) - log f(z)
     p, k = run
     z = energy_fit.sample(settings, p, jax.random.fold_in(k, 1), _NUM_SAMPLES.value)[-1]
-    log_q = hvi.log_marginal(op, p, z, jax.random.fold_in(k, 2), _NUM_INNER.value,
-                             chunk_size=_CHUNK.value)
+    log_q = evaluation.hvi_log_marginal(op, p, z, jax.random.fold_in(k, 2), _NUM_INNER.value,
+                                          chunk_size=_CHUNK.value)
     return z, log_q - log_f(z)
 
   samples, gaps = jax.lax.map(evaluate, (params, keys))

@@ -17,19 +17,18 @@ from absl import flags
 from absl import logging
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
+from avi import config as config_lib
 from avi import energy_fit
 from avi import evaluation
 from avi import gaussian_model as gm
 from avi import iw_svi
 from avi import methods
+from avi import models
 from avi import networks
 from avi import snr_study
 from avi import train
-from avi.log_weights import vae_log_joint
-from avi.log_weights import vae_log_weights
 
 _JSON = flags.DEFINE_string('json', None, 'Also write the results here as JSON.')
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['20', '100'], 'Training batch sizes.')
@@ -74,15 +73,14 @@ def matmul_peak_gflops(min_seconds: float) -> float:
 def make_model(rng: np.random.Generator, preset: str = 'burda', num_transitions: int = 0):
   x = (rng.random((1000, 784)) < 0.13).astype(np.float32)
   arch = dataclasses.replace(networks.PRESETS[preset], num_transitions=num_transitions)
-  model, params = networks.init_vae(jax.random.key(0), arch, x)
+  model, params = models.init_vae(jax.random.key(0), arch, x)
   return model, params, x
 
 
 def train_row(model, params, x, batch_size: int, k: int, peak: float, min_seconds: float,
               method: str = 'iwae', avo_a: float = 0.5) -> dict:
-  config = ml_collections.ConfigDict({'k': k, 'num_samples': 1, 'schedule': 'constant',
-                                      'learning_rate': 1e-3, 'adam_eps': 1e-4, 'rem_eps': 1e-3,
-                                      'rem_covariance': 'weighted', 'avo_a': avo_a})
+  config = config_lib.get_config()
+  config.k, config.num_samples, config.hvi.avo_a = k, 1, avo_a
   tx = train.make_optimizer(config, 1, 1)
   step = train.make_train_step(methods.build(method, model, config), tx, False)
   state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
@@ -100,7 +98,7 @@ def eval_row(model, params, x, k: int, num_points: int, peak: float) -> dict:
   batch_size, chunk = 100, 100
 
   def log_weights_fn(key, xx, n):
-    return vae_log_weights(model, params, xx, key, n)[0]
+    return model.log_weights(params, xx, key, n)[0]
 
   chunk_flops = flops_of(lambda xx, key: log_weights_fn(key, xx, chunk),
                          jnp.asarray(x[:batch_size]), jax.random.key(0))
@@ -131,8 +129,8 @@ def toy_rows(min_seconds: float) -> list[dict]:
 def iw_svi_row(model, params, x, num_points: int, eval_k: int) -> dict:
   """Seconds per 1,000 points of `iw_svi.log_likelihood` with its default S and k."""
   run = lambda: iw_svi.log_likelihood(
-      functools.partial(vae_log_joint, model, params),
-      lambda xx: model.apply(params, xx, method='encode'), x[:num_points], jax.random.key(3),
+      functools.partial(model.log_joint, params),
+      lambda xx: model.encode(params, xx)[:2], x[:num_points], jax.random.key(3),
       num_samples=eval_k)
   run()  # compile
   start = time.perf_counter()

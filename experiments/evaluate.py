@@ -4,20 +4,18 @@ r"""Re-evaluates the latest checkpoint of a training run.
 
 Writes DIR/evaluation_k{K}.json with the same summaries as results.json.
 """
-import functools
-import json
 import os
 
 from absl import app
 from absl import flags
 from absl import logging
 import jax
-import ml_collections
 
 from avi import data as data_lib
 from avi import iw_svi
+from avi import reporting
 from avi import train
-from avi.log_weights import vae_log_joint
+from avi import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A directory written by experiments.train.',
                                required=True)
@@ -34,11 +32,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   del argv
   iw_svi.check_settings(_SVI_STEPS.value, _SVI_K.value, _SVI_LR.value)
-  path = os.path.join(_WORKDIR.value, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} not found: is {_WORKDIR.value} a training workdir?')
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = workdir_lib.saved_config(_WORKDIR.value)
   dataset = data_lib.load(config.dataset, config.data_dir or None)
   model, params, step = train.restore_params(_WORKDIR.value, config, dataset)
   config.eval.num_samples = _K.value
@@ -50,15 +44,15 @@ def main(argv):
   results = {'settings': config.to_dict(), 'step': step, 'versions': train.versions(),
              'dataset': {'name': dataset.name, 'source': dataset.source,
                          'binarization': dataset.binarization}}
-  reports = train.evaluate_splits(model, params, dataset, config, jax.random.key(_SEED.value))
+  reports = reporting.evaluate_splits(model, params, dataset, config, jax.random.key(_SEED.value),
+                                      log=print)
   results['evaluation'] = {split: report['summary'] for split, report in reports.items()}
   if _SVI_STEPS.value:
     results['iw_svi'] = {'steps': _SVI_STEPS.value, 'k': _SVI_K.value,
                          'learning_rate': _SVI_LR.value}
     for split in config.eval.splits:
       out = iw_svi.log_likelihood(
-          functools.partial(vae_log_joint, model, params),
-          lambda x: model.apply(params, x, method='encode'), train.eval_data(dataset, split, config),
+          model, params, reporting.eval_data(dataset, split, config),
           jax.random.fold_in(jax.random.key(_SEED.value), 7), _SVI_STEPS.value, _SVI_K.value,
           _SVI_LR.value, _K.value, config.eval.batch_size, config.eval.chunk_size)
       results['iw_svi'][split] = iw_svi.summarize(out)
@@ -67,9 +61,8 @@ def main(argv):
             f'inference gap {s["inference_gap"]["mean"]:.2f}, '
             f'{len(s["nonfinite_examples"])} non-finite examples')
   out = os.path.join(_WORKDIR.value, f'evaluation_k{_K.value}.json')
-  with open(out, 'w') as f:
-    json.dump(results, f, indent=2)
-  print(train.results_table(results))
+  workdir_lib.write_json(out, results)
+  print(reporting.results_table(results))
   print(out)
 
 

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 
 from avi import config as config_lib  # pylint: disable=wrong-import-position
 from avi import data as data_lib  # pylint: disable=wrong-import-position
+from avi import reporting  # pylint: disable=wrong-import-position
 from avi import train  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
@@ -52,8 +53,8 @@ def run_config(method: str, k: int, epochs: int):
   # The VAE's "K" is its number of samples M.
   c.k, c.num_samples = (1, k) if method == 'vae' else (k, 1)
   c.epochs, c.batch_size, c.learning_rate = epochs, _BATCH.value, _LR.value
-  c.schedule, c.rem_eps, c.seed = _SCHEDULE.value, _EPS.value, _SEED.value
-  c.rem_covariance = _COV.value
+  c.schedule, c.rem.eps, c.seed = _SCHEDULE.value, _EPS.value, _SEED.value
+  c.rem.covariance = _COV.value
   c.eval_every_epochs = 1
   c.eval.periodic_num_samples = _PERIODIC_K.value
   c.eval.num_samples = _EVAL_K.value
@@ -65,7 +66,7 @@ def train_one(dataset, method: str, k: int, epochs: int) -> dict:
   suffix = '_unweighted' if method.startswith('rem') and _COV.value == 'unweighted' else ''
   workdir = os.path.join(_WORKDIR.value, f'{method}{suffix}_k{k}_e{epochs}')
   results = train.train_and_evaluate(run_config(method, k, epochs), workdir, dataset)
-  print(train.results_table(results))
+  print(reporting.results_table(results))
   return {'workdir': workdir, 'evaluation': results['evaluation'], 'history': results['history'],
           'train_seconds': results['train_seconds']}
 

@@ -1,61 +1,59 @@
 r"""Trains a deep latent-variable model and evaluates its log-likelihood.
 
-  python -m experiments.train                      # quick start: IWAE-5 on the embedded subset
-  python -m experiments.train --method=iwae --k=5 --dataset=binarized_mnist \
-      --data_dir=../shared/data --epochs=10 --batch_size=100 --learning_rate=1e-3 \
-      --seed=0 --workdir=runs/iwae5_mnist
+  python -m experiments.train                     # quick start: IWAE-5 on the embedded subset
+  python -m experiments.train --config=experiments/configs/iwae_mnist.py \
+      --config.seed=1 --workdir=runs/iwae5_mnist_s1
 
-Re-running with the same --workdir resumes from its last checkpoint.
+`--config` is a config file (`experiments/configs/`, default the quick start) and
+`--config.FIELD=VALUE` overrides any field, e.g. `--config.rem.eps=1e-2`. Re-running
+with the same --workdir resumes; a raised `--config.epochs` trains the extra epochs
+only; another `--config.eval.*` re-evaluates without training.
+
+The flat flags of earlier releases (--method, --k, --rem_eps, --eval_k, ...) still
+work for this release as aliases of the config fields; they override the config file.
 """
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
+from ml_collections import config_flags
 
 from avi import config as config_lib
+from avi import reporting
 from avi import train
 
-_DEFAULTS = config_lib.get_config()
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', os.path.join(os.path.dirname(__file__), 'configs', 'quickstart.py'),
+    'A config file; override its fields with --config.FIELD=VALUE.')
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/quickstart', 'Checkpoints, TensorBoard, results.')
-_OVERRIDES = {
-    'method': flags.DEFINE_string('method', None, f'Training objective [{_DEFAULTS.method}].'),
-    'k': flags.DEFINE_integer('k', None, f'Particles K of the IWAE bound [{_DEFAULTS.k}].'),
-    'num_samples': flags.DEFINE_integer('num_samples', None,
-                                        'M: samples of the VAE ELBO, outer M of MIWAE/PIWAE [1].'),
-    'ciwae_beta': flags.DEFINE_float('ciwae_beta', None, 'CIWAE weight on the ELBO [0.5].'),
-    'rem_eps': flags.DEFINE_float('rem_eps', None, 'REM: eps I added to the covariance [1e-3].'),
-    'rem_covariance': flags.DEFINE_enum('rem_covariance', None, ['weighted', 'unweighted'],
-                                        'REM covariance: eq. 22 or the authors\' code.'),
-    'denoise_sigma': flags.DEFINE_float('denoise_sigma', None, 'DVAE/DIWAE noise std [0].'),
-    'denoise_alpha': flags.DEFINE_float('denoise_alpha', None, 'DVAE/DIWAE mixing alpha [1].'),
-    'num_transitions': flags.DEFINE_integer('num_transitions', None,
-                                            'HVI refinement transitions T, 0 = off [0].'),
-    'avo_a': flags.DEFINE_float('avo_a', None, 'hvi_avo: probability of an AVO step [0.5].'),
-    'encoder_max_norm': flags.DEFINE_float('encoder_max_norm', None,
-                                           'WNI bound H on encoder weight norms, 0 = off.'),
-    'dataset': flags.DEFINE_string('dataset', None, 'Dataset name or .npz path [embedded].'),
-    'data_dir': flags.DEFINE_string('data_dir', None, 'Local data files [$AVI_DATA_DIR].'),
-    'architecture': flags.DEFINE_string('architecture', None, 'burda | rem | avo [burda].'),
-    'epochs': flags.DEFINE_integer('epochs', None, f'Epochs [{_DEFAULTS.epochs}].'),
-    'batch_size': flags.DEFINE_integer('batch_size', None, f'Batch size [{_DEFAULTS.batch_size}].'),
-    'learning_rate': flags.DEFINE_float('learning_rate', None, 'Adam learning rate [1e-3].'),
-    'schedule': flags.DEFINE_string('schedule', None, 'constant | cosine | burda [constant].'),
-    'seed': flags.DEFINE_integer('seed', None, 'Seed of init, data order and sampling [0].'),
-    'num_devices': flags.DEFINE_integer('num_devices', None, 'Data-parallel devices, 0 = all.'),
-    'checkpoint_every_steps': flags.DEFINE_integer('checkpoint_every_steps', None,
-                                                   'Checkpoint period, 0 = every epoch.'),
-    'eval_every_epochs': flags.DEFINE_integer('eval_every_epochs', None,
-                                              'Periodic valid/test log-likelihood, 0 = off.'),
-}
-_EVAL_K = flags.DEFINE_integer('eval_k', None, 'K of the final log-likelihood [5000].')
+
+# Deprecated aliases: flag -> config field.
+_ALIASES = {name: name for name in (
+    'method', 'k', 'num_samples', 'dataset', 'data_dir', 'architecture', 'epochs', 'batch_size',
+    'learning_rate', 'schedule', 'seed', 'num_devices', 'checkpoint_every_steps',
+    'eval_every_epochs')}
+_ALIASES.update(config_lib.ALIASES)
+_ALIASES['eval_k'] = 'eval.num_samples'
+_TYPES = {'method': str, 'dataset': str, 'data_dir': str, 'architecture': str, 'schedule': str,
+          'rem_covariance': str, 'k': int, 'num_samples': int, 'epochs': int, 'batch_size': int,
+          'seed': int, 'num_devices': int, 'checkpoint_every_steps': int,
+          'eval_every_epochs': int, 'num_transitions': int, 'eval_k': int}
+_FLAGS = {}
+for _name, _field in _ALIASES.items():
+  _kind = _TYPES.get(_name, float)
+  _define = {str: flags.DEFINE_string, int: flags.DEFINE_integer,
+             float: flags.DEFINE_float}[_kind]
+  _FLAGS[_name] = _define(_name, None, f'Deprecated alias of --config.{_field}.')
 
 
 def get_config():
-  config = config_lib.get_config()
-  for name, flag in _OVERRIDES.items():
+  """The config file with its --config.* overrides, then the deprecated flat flags."""
+  config = _CONFIG.value
+  for name, flag in _FLAGS.items():
     if flag.value is not None:
-      config[name] = flag.value
-  if _EVAL_K.value is not None:
-    config.eval.num_samples = _EVAL_K.value
+      logging.warning('--%s is deprecated: use --config.%s', name, _ALIASES[name])
+      config_lib.set_field(config, _ALIASES[name], flag.value)
   return config
 
 
@@ -64,7 +62,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   results = train.train_and_evaluate(get_config(), _WORKDIR.value)
-  print(train.results_table(results))
+  print(reporting.results_table(results))
   print(f'train {results["train_seconds"]:.1f} s, evaluation {results["eval_seconds"]:.1f} s; '
         f'{_WORKDIR.value}/results.json')
 

@@ -1,10 +1,11 @@
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
+from avi import config as config_lib
 from avi import methods
+from avi import models
 from avi import networks
 
 
@@ -12,14 +13,14 @@ def _setup(max_norm=0.0):
   rng = np.random.default_rng(0)
   x = (rng.random((8, 20)) < 0.3).astype(np.float32)
   arch = networks.Architecture((10,), 3, encoder_max_norm=max_norm)
-  model, params = networks.init_vae(jax.random.key(0), arch, x)
+  model, params = models.init_vae(jax.random.key(0), arch, x)
   return model, params, jnp.asarray(x)
 
 
 def _config(**kw):
   c = {'k': 4, 'num_samples': 2, 'denoise_sigma': 0.3, 'denoise_alpha': 0.5}
   c.update(kw)
-  return ml_collections.ConfigDict(c)
+  return config_lib.from_dict(c)
 
 
 def test_alpha_zero_is_exactly_vae_and_iwae():
@@ -35,12 +36,11 @@ def test_alpha_zero_is_exactly_vae_and_iwae():
 
 def test_noisy_term_is_the_bound_with_a_noisy_encoder_input():
   from avi import bounds  # pylint: disable=g-import-not-at-top
-  from avi.log_weights import vae_log_weights  # pylint: disable=g-import-not-at-top
   model, params, x = _setup()
   key = jax.random.key(2)
   _, key_noisy, key_eps = jax.random.split(key, 3)
   noisy_x = x + 0.3 * jax.random.normal(key_eps, x.shape)
-  expected = -jnp.mean(bounds.iwae(vae_log_weights(model, params, x, key_noisy, 4,
+  expected = -jnp.mean(bounds.iwae(model.log_weights(params, x, key_noisy, 4,
                                                    x_encoder=noisy_x)[0]))
   full = methods.build('diwae', model, _config(denoise_alpha=1.0))(params, x, key)[0]
   np.testing.assert_allclose(full, expected, rtol=1e-6)
@@ -69,7 +69,7 @@ def test_weight_norm_bound_holds_for_any_parameters():
     u = jnp.asarray(rng.normal(size=10) * 50)
     w = networks.BoundedWeightNormDense.kernel(v, u, 0.7)
     assert np.all(np.linalg.norm(w, axis=0) <= 0.7 + 1e-5)
-  mean, scale = model.apply(params, x, method='encode')
+  mean, scale = model.encode(params, x)[:2]
   assert mean.shape == (8, 3) and np.all(np.isfinite(scale))
   with pytest.raises(ValueError, match='encoder_max_norm H must be > 0'):
     _setup(max_norm=-1.0)
@@ -80,7 +80,7 @@ def test_every_encoder_kernel_is_bounded_for_random_parameters(activation):
   """Every encoder layer, hidden, gates and both heads, has column norms <= H (eq. 18)."""
   x = (np.random.default_rng(0).random((8, 20)) < 0.3).astype(np.float32)
   arch = networks.Architecture((10, 7), 3, activation=activation, encoder_max_norm=0.7)
-  _, params = networks.init_vae(jax.random.key(0), arch, x)
+  _, params = models.init_vae(jax.random.key(0), arch, x)
   layers = {}
 
   def collect(path, tree):

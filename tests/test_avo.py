@@ -6,19 +6,19 @@ import math
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from avi import avo
+from avi import config as config_lib
 from avi import distributions as dist
 from avi import energies
 from avi import energy_fit
+from avi import evaluation
 from avi import hvi
 from avi import methods
+from avi import models
 from avi import networks
-from avi.log_weights import vae_log_joint
-from avi.log_weights import vae_log_weights
 
 
 @pytest.mark.parametrize('name', ['c', 'd', 'e', 'f'])
@@ -81,7 +81,7 @@ def test_marginal_estimate_matches_closed_form_at_init():
   s2 = (0.5 + op.min_scale)**2
   v = c**4 + s2 * c**2 + s2
   z = jax.random.normal(jax.random.key(4), (50, 2)) * math.sqrt(v)
-  log_q = hvi.log_marginal(op, params, z, jax.random.key(5), num_samples=2000)
+  log_q = evaluation.hvi_log_marginal(op, params, z, jax.random.key(5), num_samples=2000)
   exact = dist.standard_normal_log_prob(z / math.sqrt(v)) - math.log(v)
   np.testing.assert_allclose(log_q, exact, atol=0.02)
 
@@ -167,7 +167,7 @@ def _hvi_model(num_transitions=2, latent_dim=2, scale=0.2):
   arch = dataclasses.replace(networks.PRESETS['avo'], hidden=(32,), latent_dim=latent_dim,
                              num_transitions=num_transitions, transition_hidden=16)
   x = (np.random.default_rng(0).random((6, 20)) < 0.4).astype(np.float32)
-  model, params = networks.init_vae(jax.random.key(0), arch, x)
+  model, params = models.init_vae(jax.random.key(0), arch, x)
   # Perturb every weight so the transitions differ from their identity-like init.
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(1), len(leaves))
@@ -183,9 +183,9 @@ def test_amortized_hvi_weights_estimate_log_px_by_quadrature():
   model, params, x = _hvi_model(scale=0.05)
   axis = np.linspace(-6, 6, 241)
   grid = jnp.asarray(np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 1, 2), jnp.float32)
-  log_joint = vae_log_joint(model, params, x, grid)  # [G, B]
+  log_joint = model.log_joint(params, x, grid)  # [G, B]
   exact = jax.nn.logsumexp(log_joint, axis=0) + 2 * np.log(axis[1] - axis[0])
-  log_w, z = vae_log_weights(model, params, x, jax.random.key(2), 20000)
+  log_w, z = model.log_weights(params, x, jax.random.key(2), 20000)
   chex.assert_shape(z, (20000, 6, 2))
   estimate = jax.nn.logsumexp(log_w, axis=0) - np.log(20000)
   np.testing.assert_allclose(estimate, exact, atol=0.05)
@@ -194,7 +194,7 @@ def test_amortized_hvi_weights_estimate_log_px_by_quadrature():
 
 def test_hvi_avo_method_and_bad_input():
   model, params, x = _hvi_model()
-  config = ml_collections.ConfigDict({'num_samples': 3, 'avo_a': 0.5})
+  config = config_lib.from_dict({'num_samples': 3, 'avo_a': 0.5})
   loss_fn = jax.jit(methods.build('hvi_avo', model, config))
   losses = [loss_fn(params, x, jax.random.key(i)) for i in range(20)]
   steps = np.array([float(m['avo_step']) for _, m in losses])
@@ -203,12 +203,12 @@ def test_hvi_avo_method_and_bad_input():
   grads = jax.grad(lambda p: loss_fn(p, x, jax.random.key(0))[0])(params)
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
   with pytest.raises(ValueError, match=r'avo_a .* must lie in \[0, 1\]'):
-    methods.build('hvi_avo', model, ml_collections.ConfigDict({'num_samples': 1, 'avo_a': 2.0}))
+    methods.build('hvi_avo', model, config_lib.from_dict({'num_samples': 1, 'avo_a': 2.0}))
   plain, _, _ = _hvi_model(num_transitions=0)
   with pytest.raises(ValueError, match='num_transitions >= 1'):
     methods.build('hvi_avo', plain, config)
   with pytest.raises(ValueError, match='not defined for hierarchical proposals'):
-    vae_log_weights(model, params, x, jax.random.key(0), 2, stop_q_grad=True)
+    model.log_weights(params, x, jax.random.key(0), 2, stop_q_grad=True)
 
 
 def test_hvi_avo_steps_are_the_cut_avo_objective_or_the_hvi_elbo():
@@ -220,16 +220,16 @@ def test_hvi_avo_steps_are_the_cut_avo_objective_or_the_hvi_elbo():
 
   def avo_loss(p, cut):
     key_0, key_chain = jax.random.split(step_key)
-    mean, scale, context = model.apply(p, x, method='encode_with_context')
+    mean, scale, context = model.encode(p, x)
     z0 = dist.diag_gaussian_sample(key_0, mean, scale, 3)
-    chain = model.apply(p, z0, context, key_chain, cut, method='refine')
+    chain = model.refine(p, z0, context, key_chain, cut)
     terms = avo.avo_objectives(chain, dist.diag_gaussian_log_prob(z0, mean, scale),
                                dist.standard_normal_log_prob,
-                               functools.partial(vae_log_joint, model, p, x))
+                               functools.partial(model.log_joint, p, x))
     return -jnp.mean(jnp.sum(terms, 0))
 
   def method_loss(p, a):
-    config = ml_collections.ConfigDict({'num_samples': 3, 'avo_a': a})
+    config = config_lib.from_dict({'num_samples': 3, 'avo_a': a})
     return methods.build('hvi_avo', model, config)(p, x, key)[0]
 
   got = jax.jit(jax.grad(method_loss), static_argnums=1)(params, 1.0)
@@ -238,7 +238,7 @@ def test_hvi_avo_steps_are_the_cut_avo_objective_or_the_hvi_elbo():
   # The cut matters here: without it the encoder also learns from the later terms.
   enc = lambda g: np.concatenate([np.ravel(v) for v in jax.tree.leaves(g['params']['encoder'])])
   assert np.abs(enc(cut) - enc(uncut)).max() > 1e-4
-  elbo = -jnp.mean(vae_log_weights(model, params, x, step_key, 3)[0])
+  elbo = -jnp.mean(model.log_weights(params, x, step_key, 3)[0])
   losses = jax.jit(lambda p: [method_loss(p, a) for a in (0.0, 1.0)])(params)
   np.testing.assert_allclose(losses[0], elbo, rtol=1e-5)
   assert not np.isclose(losses[1], elbo, rtol=1e-3)

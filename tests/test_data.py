@@ -1,3 +1,6 @@
+import os
+import socket
+
 import numpy as np
 import pytest
 import scipy.io
@@ -128,3 +131,15 @@ def test_tfds_failure_names_the_fix(tmp_path, monkeypatch):
   monkeypatch.setattr(tfds, 'data_source', fail)
   with pytest.raises(FileNotFoundError, match='binarized_mnist.npz.*--data_dir'):
     data.load('binarized_mnist', data_dir=str(tmp_path))
+
+
+def test_unprepared_tfds_dataset_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+  pytest.importorskip('tensorflow_datasets')
+
+  def offline(*args, **kwargs):
+    raise OSError('Name or service not known')
+
+  monkeypatch.setattr(socket, 'create_connection', offline)
+  with pytest.raises(FileNotFoundError, match='Name or service not known'):
+    data.load('binarized_mnist', data_dir=str(tmp_path))
+  assert not os.listdir(tmp_path)

@@ -7,6 +7,7 @@ import pytest
 
 from avi import bounds
 from avi import evaluation
+from avi import models
 from avi import networks
 from linear_gaussian import LinearGaussian
 
@@ -81,10 +82,10 @@ def test_encoder_statistics_active_units_and_kl():
   np.testing.assert_allclose(s['kl_to_prior'], expected_kl, rtol=1e-4)
 
 
-def test_evaluate_vae_report():
+def test_evaluate_model_report():
   x = (np.random.default_rng(0).random((30, 16)) < 0.4).astype(np.float32)
-  model, params = networks.init_vae(jax.random.key(0), networks.Architecture((8,), 3), x)
-  report = evaluation.evaluate_vae(model, params, x, jax.random.key(1), num_samples=200,
+  model, params = models.init_vae(jax.random.key(0), networks.Architecture((8,), 3), x)
+  report = evaluation.evaluate_model(model, params, x, jax.random.key(1), num_samples=200,
                                    batch_size=8, chunk_size=50, iwae_ks=(5,))
   s = report['summary']
   assert s['log_px']['num'] == 30 and s['latent_dim'] == 3

@@ -7,14 +7,14 @@ import pytest
 from avi import bounds
 from avi import config as config_lib
 from avi import methods
+from avi import models
 from avi import networks
-from avi.log_weights import vae_log_weights
 
 
 def _setup(k=5, num_samples=1):
   rng = np.random.default_rng(0)
   x = (rng.random((16, 20)) < 0.3).astype(np.float32)
-  model, params = networks.init_vae(
+  model, params = models.init_vae(
       jax.random.key(0), networks.Architecture((10,), 4), x)
   config = ml_collections.ConfigDict({'k': k, 'num_samples': num_samples})
   return model, params, jnp.asarray(x), config
@@ -33,7 +33,7 @@ def test_unknown_method_and_bad_k():
 def test_losses_are_negative_bounds_of_the_same_particles():
   model, params, x, config = _setup(k=5, num_samples=5)
   key = jax.random.key(3)
-  log_w, z = vae_log_weights(model, params, x, key, 5)
+  log_w, z = model.log_weights(params, x, key, 5)
   assert log_w.shape == (5, 16) and z.shape == (5, 16, 4)
   iwae_loss, metrics = methods.build('iwae', model, config)(params, x, key)
   np.testing.assert_allclose(iwae_loss, -jnp.mean(bounds.iwae(log_w)), rtol=1e-6)
@@ -54,12 +54,12 @@ def test_iwae_with_one_particle_is_the_vae():
 def test_decoder_scores_clean_x_when_encoder_input_differs():
   model, params, x, _ = _setup()
   key = jax.random.key(5)
-  clean, _ = vae_log_weights(model, params, x, key, 3)
-  noisy, _ = vae_log_weights(model, params, x, key, 3, x_encoder=x + 0.5)
-  mean, scale = model.apply(params, x + 0.5, method='encode')
+  clean, _ = model.log_weights(params, x, key, 3)
+  noisy, _ = model.log_weights(params, x, key, 3, x_encoder=x + 0.5)
+  mean, scale = model.encode(params, x + 0.5)[:2]
   z = mean + scale * jax.random.normal(key, (3, *mean.shape))
   from avi import distributions as dist  # pylint: disable=g-import-not-at-top
-  expected = (dist.bernoulli_log_prob(x, model.apply(params, z, method='decode'))
+  expected = (dist.bernoulli_log_prob(x, model.logits(params, z))
               + dist.standard_normal_log_prob(z) - dist.diag_gaussian_log_prob(z, mean, scale))
   np.testing.assert_allclose(noisy, expected, rtol=1e-5)
   assert not np.allclose(clean, noisy)
@@ -78,19 +78,19 @@ def test_tighter_bound_methods_reduce_to_iwae_and_vae():
   key = jax.random.key(6)
   iwae4 = _grads('iwae', ml_collections.ConfigDict({'k': 4, 'num_samples': 1}), params, model, x,
                  key)
-  one_by_four = ml_collections.ConfigDict({'k': 4, 'num_samples': 1, 'ciwae_beta': 0.0})
+  one_by_four = config_lib.from_dict({'k': 4, 'num_samples': 1, 'ciwae_beta': 0.0})
   for name in ('miwae', 'piwae', 'ciwae'):  # M = 1 / beta = 0: all are IWAE-4
     _close(_grads(name, one_by_four, params, model, x, key), iwae4, rtol=1e-4, atol=1e-6)
   vae4 = _grads('vae', ml_collections.ConfigDict({'k': 1, 'num_samples': 4}), params, model, x,
                 key)
   four_by_one = ml_collections.ConfigDict({'k': 1, 'num_samples': 4})
   _close(_grads('miwae', four_by_one, params, model, x, key), vae4, rtol=1e-4, atol=1e-6)
-  beta_one = ml_collections.ConfigDict({'k': 4, 'num_samples': 1, 'ciwae_beta': 1.0})
+  beta_one = config_lib.from_dict({'k': 4, 'num_samples': 1, 'ciwae_beta': 1.0})
   _close(_grads('ciwae', beta_one, params, model, x, key),
          _grads('vae', ml_collections.ConfigDict({'k': 1, 'num_samples': 4}), params, model, x,
                 key), rtol=1e-4, atol=1e-6)
   with pytest.raises(ValueError, match='beta'):
-    methods.build('ciwae', model, ml_collections.ConfigDict(
+    methods.build('ciwae', model, config_lib.from_dict(
         {'k': 4, 'num_samples': 1, 'ciwae_beta': 2.0}))
 
 
@@ -127,7 +127,7 @@ def test_stl_and_dreg_encoder_gradients_against_their_surrogates(name, power):
   config = ml_collections.ConfigDict({'k': 5, 'num_samples': 1})
 
   def surrogate(p):
-    log_w = vae_log_weights(model, p, x, key, 5, stop_q_grad=True)[0]
+    log_w = model.log_weights(p, x, key, 5, stop_q_grad=True)[0]
     w = jax.lax.stop_gradient(jax.nn.softmax(log_w, 0))
     return jnp.mean(jnp.sum(w**power * log_w, 0))
 
@@ -149,17 +149,16 @@ def test_every_method_trains_every_parameter_or_refuses(name, num_transitions, m
   x = (rng.random((6, 12)) < 0.4).astype(np.float32)
   arch = networks.Architecture((8,), 2, encoder_max_norm=max_norm,
                                num_transitions=num_transitions, transition_hidden=8)
-  model, params = networks.init_vae(jax.random.key(0), arch, x)
+  model, params = models.init_vae(jax.random.key(0), arch, x)
   # Away from the init, where zero-initialized transition outputs block some gradients.
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(1), len(leaves))
   params = jax.tree.unflatten(tree, [p + 0.1 * jax.random.normal(k, p.shape)
                                      for p, k in zip(leaves, keys)])
-  config = config_lib.get_config()
-  config.update({'k': 4, 'num_samples': 2, 'denoise_sigma': 0.3, 'denoise_alpha': 0.5,
-                 'avo_a': 0.5})
+  config = config_lib.from_dict({'k': 4, 'num_samples': 2, 'denoise_sigma': 0.3,
+                                 'denoise_alpha': 0.5, 'avo_a': 0.5})
   if num_transitions and name in _REFUSE_TRANSITIONS:
-    with pytest.raises(ValueError, match=f"{name} cannot train the parameter group 'transitions'"):
+    with pytest.raises(ValueError, match=f"{name} cannot train the parameter groups 'forward' and 'backward'"):
       methods.build(name, model, config)
     return
   if not num_transitions and name == 'hvi_avo':

@@ -16,12 +16,11 @@ def test_data_lies_on_the_arc():
 
 def test_quadrature_log_px_matches_importance_sampling_from_the_prior():
   settings = nm.Settings(model='vae', steps=1)
-  model = nm.NoiseVAE(settings)
+  model = nm.NoiseModel(nm.NoiseVAE(settings))
   x = nm.sample_data(jax.random.key(1), 5)
-  params = model.init(jax.random.key(2), x)
+  params = model.module.init(jax.random.key(2), x)
   z = jax.random.normal(jax.random.key(3), (200000, 5, 1))
-  is_estimate = jax.nn.logsumexp(model.apply(params, x, z, method='log_likelihood'), 0) - np.log(
-      200000)
+  is_estimate = jax.nn.logsumexp(model.log_likelihood(params, x, z), 0) - np.log(200000)
   np.testing.assert_allclose(nm.log_px(model, params, x), is_estimate, atol=0.01)
   grid, density = nm.posterior(model, params, x[0])
   np.testing.assert_allclose(float(jnp.sum(density) * (grid[1] - grid[0])), 1.0, atol=1e-4)

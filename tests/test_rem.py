@@ -1,15 +1,15 @@
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from scipy import stats
 
 import avi
+from avi import config as config_lib
 from avi import distributions as dist
 from avi import methods
+from avi import models
 from avi import networks
-from avi.log_weights import vae_log_weights
 
 
 def test_moment_match_matches_direct_computation():
@@ -67,9 +67,9 @@ def test_full_gaussian_log_prob_matches_scipy():
 def _setup(k=6, eps=1e-3):
   rng = np.random.default_rng(0)
   x = (rng.random((8, 20)) < 0.3).astype(np.float32)
-  model, params = networks.init_vae(jax.random.key(0), networks.Architecture((10,), 3), x)
-  return model, params, jnp.asarray(x), ml_collections.ConfigDict(
-      {'k': k, 'num_samples': 1, 'rem_eps': eps, 'rem_covariance': 'weighted'})
+  model, params = models.init_vae(jax.random.key(0), networks.Architecture((10,), 3), x)
+  return model, params, jnp.asarray(x), config_lib.from_dict(
+      {'k': k, 'num_samples': 1, 'rem': {'eps': eps, 'covariance': 'weighted'}})
 
 
 def _grad(name, model, params, x, config, key):
@@ -82,11 +82,11 @@ def test_bad_configs_refused():
     with pytest.raises(ValueError, match='K >= 2'):
       methods.build(name, model, config)
   model, _, _, config = _setup(eps=0.0)
-  with pytest.raises(ValueError, match='rem_eps must be > 0'):
+  with pytest.raises(ValueError, match='rem.eps must be > 0'):
     methods.build('rem_v1', model, config)
   model, _, _, config = _setup()
-  config.rem_covariance = 'full'
-  with pytest.raises(ValueError, match='rem_covariance must be'):
+  config.rem.covariance = 'full'
+  with pytest.raises(ValueError, match='rem.covariance must be'):
     methods.build('rem_v1', model, config)
 
 
@@ -105,10 +105,10 @@ def test_rem_v1_and_rws_model_update_is_the_iwae_update():
 @pytest.mark.parametrize('covariance', ['weighted', 'unweighted'])
 def test_rem_recognition_update_against_direct_computation(covariance):
   model, params, x, config = _setup()
-  config.rem_covariance = covariance
+  config.rem.covariance = covariance
   key = jax.random.key(4)
   key_r, key_s = jax.random.split(key)
-  log_w, z = vae_log_weights(model, params, x, key_r, 6)
+  log_w, z = model.log_weights(params, x, key_r, 6)
   # eqs. 22-23 written out: weighted mean; weighted (paper) or 1/K (authors' code) covariance.
   alpha = jax.nn.softmax(log_w, 0)
   mean_s = jnp.einsum('kb,kbd->bd', alpha, z)
@@ -117,13 +117,13 @@ def test_rem_recognition_update_against_direct_computation(covariance):
            + 1e-3 * jnp.eye(3))
   chol = jnp.linalg.cholesky(cov_s)
   z_s = dist.full_gaussian_sample(key_s, mean_s, chol, 6)
-  logits = model.apply(params, z_s, method='decode')
+  logits = model.logits(params, z_s)
   log_v = (dist.bernoulli_log_prob(x, logits) + dist.standard_normal_log_prob(z_s)
            - dist.full_gaussian_log_prob(z_s, mean_s, chol))
   beta = jax.nn.softmax(log_v, 0)
 
   def recognition_loss(p):
-    m, s = model.apply(p, x, method='encode')
+    m, s = model.encode(p, x)[:2]
     return jnp.mean(-jnp.sum(beta * dist.diag_gaussian_log_prob(z_s, m, s), 0))
 
   expected = jax.grad(recognition_loss)(params)['params']['encoder']
@@ -133,7 +133,7 @@ def test_rem_recognition_update_against_direct_computation(covariance):
                  expected)
   # v2's model update uses the hyperproposal's particles and weights (eq. 24).
   def model_loss(p):
-    lg = model.apply(p, z_s, method='decode')
+    lg = model.logits(p, z_s)
     return jnp.mean(-jnp.sum(beta * dist.bernoulli_log_prob(x, lg), 0))
   v2 = _grad('rem_v2', model, params, x, config, key)['params']['decoder']
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), v2,

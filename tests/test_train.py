@@ -12,6 +12,7 @@ import pytest
 from avi import config as config_lib
 from avi import data
 from avi import methods
+from avi import reporting
 from avi import schedules
 from avi import train
 from avi.methods import vae_iwae
@@ -33,7 +34,8 @@ def tiny_config(**overrides):
   c.log_every_steps = 4
   c.eval.num_samples, c.eval.chunk_size, c.eval.iwae_ks = 50, 50, (5,)
   c.eval.train_subset = 40
-  c.update(overrides)
+  for name, value in overrides.items():
+    config_lib.set_field(c, config_lib.ALIASES.get(name, name), value)
   return c
 
 
@@ -64,7 +66,7 @@ def test_training_improves_the_bound_and_writes_results(tmp_path):
   assert on_disk['evaluation']['test']['log_px'] == test['log_px']
   assert on_disk['dataset']['binarization'] == 'static'
   assert os.path.isdir(tmp_path / 'tensorboard') and os.path.isdir(tmp_path / 'checkpoints')
-  print(train.results_table(results))
+  print(reporting.results_table(results))
 
 
 def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
@@ -80,8 +82,58 @@ def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
   assert sorted(int(s) for s in os.listdir(ckpts) if s.isdigit()) == [4, 8]
   messages = []
   resumed = train.train_and_evaluate(config, str(tmp_path / 'b'), dataset, log=messages.append)
-  assert messages == [f'resumed from step 8 in {tmp_path / "b"}']
+  assert messages[0] == f'resumed from step 8 in {tmp_path / "b"}'
   assert resumed['evaluation'] == straight['evaluation']
+
+
+def test_a_run_is_extended_by_more_epochs_and_reevaluated_without_training(tmp_path):
+  dataset = tiny_dataset()
+  straight = train.train_and_evaluate(tiny_config(epochs=3), str(tmp_path / 'a'), dataset,
+                                      log=lambda s: None)
+  train.train_and_evaluate(tiny_config(epochs=2), str(tmp_path / 'b'), dataset,
+                           log=lambda s: None)
+  messages = []
+  extended = train.train_and_evaluate(tiny_config(epochs=3), str(tmp_path / 'b'), dataset,
+                                      log=messages.append)
+  assert messages[0] == f'resumed from step 12 in {tmp_path / "b"}'  # 6 steps per epoch
+  assert extended['history'] == straight['history']
+  assert extended['evaluation'] == straight['evaluation']
+  # The same settings again: the stored results, no training and no evaluation.
+  messages.clear()
+  again = train.train_and_evaluate(tiny_config(epochs=3), str(tmp_path / 'b'), dataset,
+                                   log=messages.append)
+  assert again == json.load(open(tmp_path / 'b' / 'results.json'))
+  assert messages == [f'{tmp_path / "b"} is already trained and evaluated with these settings: '
+                      'stored results']
+  # Another evaluation K re-evaluates the trained state without training it further.
+  messages.clear()
+  config = tiny_config(epochs=3)
+  config.eval.num_samples = 100
+  other = train.train_and_evaluate(config, str(tmp_path / 'b'), dataset, log=messages.append)
+  assert other['history'] == straight['history'] and other['steps'] == straight['steps']
+  assert other['evaluation']['test']['num_samples'] == 100
+  assert not any(m.startswith('epoch') for m in messages)
+  # Fewer epochs than trained, and a cosine schedule (its decay spans the run), are refused.
+  with pytest.raises(ValueError, match='past the 6 steps.*experiments.evaluate'):
+    train.train_and_evaluate(tiny_config(epochs=1), str(tmp_path / 'b'), dataset)
+  train.train_and_evaluate(tiny_config(epochs=1, schedule='cosine'), str(tmp_path / 'c'), dataset,
+                           log=lambda s: None)
+  with pytest.raises(ValueError, match=r'different settings \(epochs: 1 -> 2\)'):
+    train.train_and_evaluate(tiny_config(epochs=2, schedule='cosine'), str(tmp_path / 'c'),
+                             dataset)
+
+
+def test_gradient_norms_and_progress_lines_are_reported(tmp_path):
+  messages = []
+  config = tiny_config(epochs=2, num_transitions=1)
+  results = train.train_and_evaluate(config, str(tmp_path), tiny_dataset(), log=messages.append)
+  groups = {'decoder', 'encoder', 'forward', 'backward'}
+  assert set(results['grad_norms']) == groups
+  assert results['grad_norms'] == {g: results['history']['2'][f'grad_norm/{g}'] for g in groups}
+  assert all(np.isfinite(v) and v > 0 for v in results['grad_norms'].values())
+  # stdout is not a terminal under pytest: the last epoch always prints its line.
+  assert any(m.startswith('epoch 2 step 12/12: ') and 'steps/s, ETA 0 s' in m for m in messages)
+  assert any(m.startswith('evaluated test: 40 points, K=50') for m in messages)
 
 
 def test_workdir_with_other_settings_is_refused(tmp_path):
@@ -90,10 +142,10 @@ def test_workdir_with_other_settings_is_refused(tmp_path):
     train.train_and_evaluate(tiny_config(epochs=1, k=4), str(tmp_path), tiny_dataset())
   # A run saved before a config field existed resumes if the field keeps its default.
   saved = json.load(open(tmp_path / 'config.json'))
-  del saved['rem_covariance']
+  del saved['rem']['covariance']
   json.dump(saved, open(tmp_path / 'config.json', 'w'))
   train.train_and_evaluate(tiny_config(epochs=1), str(tmp_path), tiny_dataset())
-  with pytest.raises(ValueError, match='different settings.*rem_covariance'):
+  with pytest.raises(ValueError, match='different settings.*rem.covariance'):
     train.train_and_evaluate(tiny_config(epochs=1, rem_covariance='unweighted'), str(tmp_path),
                              tiny_dataset())
 
@@ -259,11 +311,11 @@ def test_dynamic_datasets_are_evaluated_on_one_fixed_binary_draw():
           for s, n in (('train', 50), ('valid', 30), ('test', 30))}
   dataset = data.Dataset('grey', data.DYNAMIC, grey, 'generated')
   config = tiny_config()
-  test = train.eval_data(dataset, 'test', config)
+  test = reporting.eval_data(dataset, 'test', config)
   assert set(np.unique(test)) == {0.0, 1.0}
-  np.testing.assert_array_equal(test, train.eval_data(dataset, 'test', config))  # fixed draw
+  np.testing.assert_array_equal(test, reporting.eval_data(dataset, 'test', config))  # fixed draw
   assert abs(test.mean() - grey['test'].mean()) < 0.01  # a Bernoulli draw of the grey levels
-  assert train.eval_data(dataset, 'train', config).shape == (40, 400)  # train_subset
+  assert reporting.eval_data(dataset, 'train', config).shape == (40, 400)  # train_subset
 
 
 @pytest.mark.parametrize('method', ['rem_v1', 'rem_v2', 'rws', 'iwae_dreg', 'piwae'])

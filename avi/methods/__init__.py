@@ -1,19 +1,64 @@
 """Training objectives, registered by name.
 
-A method is built by `build(name, model, config)` into a pure function
-`loss_fn(params, batch, rng) -> (loss, metrics)`: `batch` is `[B, P]`, `loss` a
+`build(name, model, config)` returns a pure `loss_fn(params, batch, rng) -> (loss,
+metrics)` for a `avi.models.LatentVariableModel`: `batch` is `[B, P]`, `loss` a
 scalar to minimize, `metrics` a dict of scalars. The training loop only ever sees
 this function, so a new method is a new registered builder and nothing else.
-Methods that train two networks with different objectives (RWS, REM, STL, DReG,
-MIWAE/PIWAE/CIWAE) return the sum of a generative loss and an inference loss whose
-gradients are routed per parameter group with `trainable`. A method that cannot
-train some group of the model it is given refuses at build time (`refuse_transitions`).
+
+Every method has one shape: a `terms_fn(params, batch, rng) -> Terms` giving the
+bound it reports and, when its networks learn from different objectives (RWS, REM,
+STL, DReG, MIWAE/PIWAE/CIWAE), one loss per parameter group or role. `route` then
+applies the stop-gradients: each loss trains exactly the groups it names, and a
+method whose losses leave some group of the model untrained fails at build time,
+naming the group.
 """
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Protocol, Sequence
 
 import jax
+import jax.numpy as jnp
+
+from avi import models
 
 LossFn = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+class Terms(NamedTuple):
+  """What a method computes on a batch.
+
+  objective `[B]`: the bound it maximizes (reported). losses: None when -objective
+  trains every group; else {selector: `[B]` loss}, selector a group name of the
+  model or a role (`models.GENERATIVE`, `models.INFERENCE`). metrics: scalars.
+  """
+  objective: jax.Array
+  losses: Optional[Mapping[str, jax.Array]] = None
+  metrics: Mapping[str, jax.Array] = {}
+
+
+TermsFn = Callable[[Any, jax.Array, jax.Array], Terms]
+
+
+def route(model: models.LatentVariableModel, terms_fn: TermsFn,
+          selectors: Optional[Sequence[str]] = None, method: str = 'the method') -> LossFn:
+  """The loss function of a method.
+
+  selectors None: loss = -mean(objective), one pass. Otherwise `terms_fn` runs once
+  per selector on `model.trainable(params, selector)`, and that pass contributes
+  its own loss only, so each group gets the gradient of exactly one loss.
+  """
+  if selectors is not None:
+    model.check_routes(selectors, method)
+
+  def loss_fn(params, batch, rng):
+    if selectors is None:
+      terms = terms_fn(params, batch, rng)
+      loss = -jnp.mean(terms.objective)
+    else:
+      passes = [terms_fn(model.trainable(params, s), batch, rng) for s in selectors]
+      terms = passes[0]
+      loss = sum(jnp.mean(t.losses[s]) for s, t in zip(selectors, passes))
+    return loss, {**terms.metrics}
+
+  return loss_fn
 
 
 class Builder(Protocol):
@@ -24,31 +69,20 @@ class Builder(Protocol):
 
 _REGISTRY: dict[str, Builder] = {}
 
-# Parameter groups of `avi.networks.VAE`: the generative model p(x | z) (the decoder), and
-# the inference model, i.e. every other top-level module: the encoder q_0(z_0 | x) and, with
-# T > 0, the forward and backward refinement transitions.
-GENERATIVE = ('decoder',)
-
-
-def trainable(params, group: str):
-  """`params` with every top-level module outside `group` held fixed by `stop_gradient`.
-
-  group: 'generative' (the decoder) or 'inference' (encoder and transitions).
-  """
-  if group not in ('generative', 'inference'):
-    raise ValueError(f"group must be 'generative' or 'inference', got {group!r}")
-  keep = lambda name: (name in GENERATIVE) == (group == 'generative')
-  return {'params': {name: p if keep(name) else jax.lax.stop_gradient(p)
-                     for name, p in params['params'].items()}}
-
 
 def refuse_transitions(model, method: str, reason: str) -> None:
-  """Build-time refusal of a method that would leave the refinement transitions untrained."""
-  if getattr(getattr(model, 'arch', None), 'num_transitions', 0):
-    raise ValueError(f"{method} cannot train the parameter group 'transitions' (the "
-                     f'{model.arch.num_transitions} refinement transitions): {reason}. Use '
+  """Build-time refusal of a method that cannot train refinement transitions."""
+  if model.num_transitions:
+    raise ValueError(f"{method} cannot train the parameter groups 'forward' and 'backward' (the "
+                     f'{model.num_transitions} refinement transitions): {reason}. Use '
                      f'num_transitions=0, or vae, iwae, miwae, piwae, ciwae, dvae, diwae or '
                      f'hvi_avo')
+
+
+def check_num_samples(value: int, name: str) -> int:
+  if int(value) != value or value < 1:
+    raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+  return int(value)
 
 
 def register(name: str) -> Callable[[Builder], Builder]:

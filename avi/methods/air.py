@@ -7,16 +7,17 @@ decoder scores the clean x. With mixing weight alpha the objective is
 
 for the ELBO (`dvae`, M = config.num_samples) and IWAE-K (`diwae`, K = config.k).
 alpha = 0 is exactly the VAE / IWAE (the noisy term is not even computed).
-Weight-normalized inference is an encoder option (`config.encoder_max_norm`), so
-it composes with these and with every other method.
+Config fields `air.denoise_sigma`, `air.denoise_alpha`. Weight-normalized inference
+is an encoder option (`air.encoder_max_norm`), so it composes with every method.
 """
 import jax
 import jax.numpy as jnp
 
 from avi import bounds
-from avi.log_weights import vae_log_weights
+from avi.methods import check_num_samples
 from avi.methods import register
-from avi.methods.vae_iwae import check_num_samples
+from avi.methods import route
+from avi.methods import Terms
 
 
 def check_denoising(sigma: float, alpha: float) -> None:
@@ -27,25 +28,25 @@ def check_denoising(sigma: float, alpha: float) -> None:
 
 
 def _make(model, config, num_samples: int, reduce):
-  sigma, alpha = float(config.denoise_sigma), float(config.denoise_alpha)
+  sigma, alpha = float(config.air.denoise_sigma), float(config.air.denoise_alpha)
   check_denoising(sigma, alpha)
 
-  def loss_fn(params, batch, rng):
+  def terms_fn(params, batch, rng):
     key_clean, key_noisy, key_eps = jax.random.split(rng, 3)
     objective, metrics = 0.0, {}
     if alpha < 1.0:
-      clean = reduce(vae_log_weights(model, params, batch, key_clean, num_samples)[0])
+      clean = reduce(model.log_weights(params, batch, key_clean, num_samples)[0])
       objective += (1.0 - alpha) * clean
       metrics['clean_bound'] = jnp.mean(clean)
     if alpha > 0.0:
       noisy_input = batch + sigma * jax.random.normal(key_eps, batch.shape, batch.dtype)
-      noisy = reduce(vae_log_weights(model, params, batch, key_noisy, num_samples,
-                                     x_encoder=noisy_input)[0])
+      noisy = reduce(model.log_weights(params, batch, key_noisy, num_samples,
+                                       x_encoder=noisy_input)[0])
       objective += alpha * noisy
       metrics['denoising_bound'] = jnp.mean(noisy)
-    return -jnp.mean(objective), metrics
+    return Terms(objective, metrics=metrics)
 
-  return loss_fn
+  return route(model, terms_fn)
 
 
 @register('dvae')

@@ -2,14 +2,10 @@
 import jax.numpy as jnp
 
 from avi import bounds
-from avi.log_weights import vae_log_weights
+from avi.methods import check_num_samples
 from avi.methods import register
-
-
-def check_num_samples(value: int, name: str) -> int:
-  if int(value) != value or value < 1:
-    raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
-  return int(value)
+from avi.methods import route
+from avi.methods import Terms
 
 
 @register('vae')
@@ -17,12 +13,11 @@ def make_vae(model, config):
   """-ELBO with M = config.num_samples reparameterized samples per data point."""
   num_samples = check_num_samples(config.num_samples, 'num_samples (M)')
 
-  def loss_fn(params, batch, rng):
-    log_w, _ = vae_log_weights(model, params, batch, rng, num_samples)
-    objective = bounds.elbo(log_w)
-    return -jnp.mean(objective), {'elbo': jnp.mean(objective)}
+  def terms_fn(params, batch, rng):
+    objective = bounds.elbo(model.log_weights(params, batch, rng, num_samples)[0])
+    return Terms(objective, metrics={'elbo': jnp.mean(objective)})
 
-  return loss_fn
+  return route(model, terms_fn)
 
 
 @register('iwae')
@@ -30,13 +25,11 @@ def make_iwae(model, config):
   """-IWAE_K with K = config.k; reduces to the VAE at K = 1."""
   k = check_num_samples(config.k, 'k (K)')
 
-  def loss_fn(params, batch, rng):
-    log_w, _ = vae_log_weights(model, params, batch, rng, k)
+  def terms_fn(params, batch, rng):
+    log_w = model.log_weights(params, batch, rng, k)[0]
     objective = bounds.iwae(log_w)
-    return -jnp.mean(objective), {
-        f'iwae{k}': jnp.mean(objective),
-        'elbo': jnp.mean(bounds.elbo(log_w)),
-        'ess': jnp.mean(bounds.effective_sample_size(log_w)),
-    }
+    return Terms(objective, metrics={
+        f'iwae{k}': jnp.mean(objective), 'elbo': jnp.mean(bounds.elbo(log_w)),
+        'ess': jnp.mean(bounds.effective_sample_size(log_w))})
 
-  return loss_fn
+  return route(model, terms_fn)

@@ -1,0 +1,95 @@
+"""A run's directory: its settings lock, checkpoints and results.
+
+DIR/config.json holds the run's full config; a later command may change what does
+not alter the training trajectory (`config.NOT_TRAJECTORY`: more epochs, another
+evaluation), and is refused, naming the fields, for anything else.
+DIR/checkpoints holds orbax checkpoints of the training state and its progress.
+"""
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from avi import config as config_lib
+
+
+def write_json(path: str, obj) -> None:
+  """Atomic: a killed write leaves the previous file."""
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(obj, f, indent=2)
+  os.replace(tmp, path)
+
+
+def read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+def settings(config: ml_collections.ConfigDict) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def saved_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} not found: is {workdir} a training workdir?')
+  return config_lib.from_dict(read_json(path))
+
+
+def lock(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes DIR/config.json, or checks that `config` continues the run it holds."""
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    saved = config_lib.trajectory(saved_config(workdir))
+    wanted = config_lib.trajectory(config)
+    diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    if diff:
+      changes = ', '.join(f'{k}: {saved.get(k)!r} -> {wanted.get(k)!r}' for k in diff)
+      raise ValueError(
+          f'{workdir} holds a run with different settings ({changes}). To evaluate that run '
+          f'differently use `python -m experiments.evaluate --workdir={workdir}`; to train with '
+          'these settings use a new --workdir')
+  write_json(path, settings(config))
+
+
+def stored_results(workdir: str, config: ml_collections.ConfigDict, total_steps: int):
+  """DIR/results.json if it evaluates the latest checkpoint, at `total_steps`, with
+  `config.eval`; else None."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return None
+  stored = read_json(path)
+  with checkpoint_manager(workdir) as manager:
+    latest = manager.latest_step()
+  if (latest == stored['steps'] == total_steps
+      and stored['settings']['eval'] == settings(config)['eval']):
+    return stored
+  return None
+
+
+def checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+
+def restore(manager: ocp.CheckpointManager, state_template):
+  """(state, progress) of the latest checkpoint, the state shaped (and sharded) like the
+  template."""
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f'no checkpoint in {manager.directory}')
+  template = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(template), progress=ocp.args.JsonRestore()))
+  return restored['state'], restored['progress']
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, progress: dict) -> None:
+  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                             progress=ocp.args.JsonSave(progress)))
+  manager.wait_until_finished()
