@@ -41,9 +41,10 @@ def normalized_weights(log_w: jax.Array, axis: int = 0) -> jax.Array:
 
 
 def effective_sample_size(log_w: jax.Array, axis: int = 0) -> jax.Array:
-  """Kish's ESS (sum w)^2 / sum w^2, in [1, K]. `[K, B] -> [B]`."""
-  return jnp.exp(2.0 * jax.nn.logsumexp(log_w, axis=axis)
-                 - jax.nn.logsumexp(2.0 * log_w, axis=axis))
+  """Kish's ESS (sum w)^2 / sum w^2 = 1 / sum_k w~_k^2 with w~ = softmax(log_w), in [1, K].
+  `[K, B] -> [B]`. Normalizing first keeps it exact in float32 for any offset of log_w
+  (the difference of two log-sum-exps loses digits at log-weights of -1e6)."""
+  return 1.0 / jnp.sum(jnp.square(jax.nn.softmax(log_w, axis=axis)), axis=axis)
 
 
 def grouped_iwae(log_w: jax.Array, k: int) -> jax.Array:

@@ -28,18 +28,16 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
 
-from avi import config as config_lib  # pylint: disable=wrong-import-position
-from avi import data as data_lib  # pylint: disable=wrong-import-position
-from avi import iw_svi  # pylint: disable=wrong-import-position
-from avi import reporting  # pylint: disable=wrong-import-position
-from avi import train  # pylint: disable=wrong-import-position
-from avi import workdir as workdir_lib  # pylint: disable=wrong-import-position
-from avi.methods.air import check_denoising  # pylint: disable=wrong-import-position
+from avi import config as config_lib
+from avi import data as data_lib
+from avi import iw_svi
+from avi import reporting
+from avi import train
+from avi import workdir as workdir_lib
+from avi.methods.air import check_denoising
+from experiments import air_tables
+from experiments.air_tables import MODELS
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _DATASET = flags.DEFINE_string('dataset', 'caltech101_silhouettes', 'Dataset name or .npz path.')
@@ -60,43 +58,6 @@ _SVI_K = flags.DEFINE_integer('iw_svi_k', 100, 'IW-SVI: k of the refined IWAE-k 
 _SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 1e-3, 'IW-SVI: Adam step size.')
 _EVAL_POINTS = flags.DEFINE_integer('eval_points', 500,
                                     'Test points of the IW-SVI tables (the first N); 0 = all.')
-
-# name -> (label at k = 1, label at k > 1, hyperparameter, alpha)
-MODELS = {
-    'base': ('VAE', 'IWAE-{k}', None, 0.0),
-    'dvae_a0.5': ('DVAE (α = 0.5)', 'DIWAE-{k} (α = 0.5)', 'denoise_sigma', 0.5),
-    'dvae_a1.0': ('DVAE (α = 1.0)', 'DIWAE-{k} (α = 1.0)', 'denoise_sigma', 1.0),
-    'wni': ('WNI-VAE', 'WNI-IWAE-{k}', 'encoder_max_norm', 0.0),
-}
-# Shu et al. (2018), Tables 1-3: (-ln p(x), Delta_inf, -L_k(x)) by dataset, k and model.
-PAPER = {
-    'caltech101_silhouettes': {
-        1: {'base': (109.14, 28.90, 138.05), 'dvae_a0.5': (108.64, 23.40, 132.04),
-            'dvae_a1.0': (108.66, 23.94, 132.60), 'wni': (108.94, 28.88, 137.82)},
-        8: {'base': (108.65, 21.52, 130.17), 'dvae_a0.5': (107.34, 17.61, 124.96),
-            'dvae_a1.0': (107.54, 17.06, 124.60), 'wni': (107.98, 22.18, 130.16)},
-        64: {'base': (108.89, 16.51, 125.40), 'dvae_a0.5': (106.94, 12.28, 119.22),
-             'dvae_a1.0': (106.96, 12.94, 119.87), 'wni': (108.15, 14.42, 122.57)}},
-    'binarized_mnist': {
-        1: {'base': (86.93, 8.54, 95.48), 'dvae_a0.5': (86.46, 6.34, 92.80),
-            'dvae_a1.0': (86.51, 6.83, 93.35), 'wni': (86.42, 6.68, 93.10)},
-        8: {'base': (86.21, 6.13, 92.34), 'dvae_a0.5': (85.78, 4.47, 90.25),
-            'dvae_a1.0': (85.78, 4.21, 90.00), 'wni': (85.81, 4.33, 90.14)},
-        64: {'base': (86.06, 4.41, 90.48), 'dvae_a0.5': (85.55, 3.01, 88.56),
-             'dvae_a1.0': (85.55, 3.15, 88.70), 'wni': (85.64, 3.10, 88.74)}},
-    'omniglot': {
-        1: {'base': (110.32, 12.03, 122.35), 'dvae_a0.5': (109.31, 12.56, 121.87),
-            'dvae_a1.0': (110.12, 12.44, 122.56), 'wni': (109.16, 11.39, 120.55)},
-        8: {'base': (108.18, 8.69, 116.87), 'dvae_a0.5': (107.01, 8.64, 115.66),
-            'dvae_a1.0': (107.47, 8.57, 116.04), 'wni': (107.15, 8.78, 115.93)},
-        64: {'base': (107.31, 6.66, 113.97), 'dvae_a0.5': (106.02, 6.98, 113.00),
-             'dvae_a1.0': (106.15, 6.70, 112.85), 'wni': (106.17, 7.11, 113.28)}},
-}
-
-
-def label(model: str, k: int) -> str:
-  return MODELS[model][0] if k == 1 else MODELS[model][1].format(k=k)
-
 
 def grid(model: str) -> list[float]:
   if MODELS[model][2] is None:
@@ -165,65 +126,6 @@ def iw_svi_run(dataset, workdir: str, k: int) -> dict:
   return summary
 
 
-def table_row(summaries: list[dict], k: int) -> dict:
-  """-ln p(x), Delta_inf = ln p(x) - L_k(x) and -L_k(x): mean and SE over seeds."""
-  bound = 'elbo' if k == 1 else f'iwae{k}'
-  per_seed = np.array([[-s['log_px']['mean'], s['log_px']['mean'] - s[bound]['mean'],
-                        -s[bound]['mean']] for s in summaries])
-  n = len(per_seed)
-  se = per_seed.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.full(3, np.nan)
-  return {'neg_log_px': [per_seed[:, 0].mean(), se[0]],
-          'inference_gap': [per_seed[:, 1].mean(), se[1]],
-          'neg_bound': [per_seed[:, 2].mean(), se[2]], 'per_seed': per_seed.tolist(),
-          'nonfinite_examples': sum(len(s['nonfinite_examples']) for s in summaries)}
-
-
-def markdown_tables(tables: dict, selection: dict, dataset: str) -> str:
-  paper = PAPER.get(dataset, {})
-  lines = []
-  for k, rows in tables.items():
-    bound = 'L(x)' if int(k) == 1 else f'L_{k}(x)'
-    lines += [f'\n{dataset}, k = {k} (ours: mean ± SE over seeds; paper in brackets)\n',
-              f'| model | setting | −ln p(x) | Δ_inf | −{bound} |', '|---|---|---|---|---|']
-    for model, r in rows.items():
-      ref = paper.get(int(k), {}).get(model)
-      cells = [f'{r[m][0]:.2f} ± {r[m][1]:.2f}' + (f' [{ref[i]:.2f}]' if ref else '')
-               for i, m in enumerate(('neg_log_px', 'inference_gap', 'neg_bound'))]
-      setting = selection[k].get(model, {}).get('setting', '—')
-      lines.append(f'| {label(model, int(k))} | {setting} | ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines) + '\n'
-
-
-def sweep_figures(sweep: dict, directory: str) -> None:
-  """Figure 1 (k = 1, absolute test log p(x)) and Figure 2 (every k, minus the baseline)."""
-  regularizers = [m for m in MODELS if MODELS[m][2]]
-  for name, relative in (('figure1', False), ('figure2', True)):
-    fig, axes = plt.subplots(1, len(regularizers), figsize=(4 * len(regularizers), 3.3))
-    for ax, model in zip(axes, regularizers):
-      for k, by_model in sweep.items():
-        if not relative and int(k) != 1:
-          continue
-        base = by_model['base']['0']['test']
-        values = sorted(by_model[model], key=float)
-        y = np.array([by_model[model][v]['test'] for v in values])
-        ax.plot([float(v) for v in values], y - base if relative else y, 'o-', label=f'k = {k}')
-        ax.axhline(0.0 if relative else base, color='gray', lw=0.8, ls='--')
-      hyper = MODELS[model][2]
-      ax.set_xscale('log')
-      ax.minorticks_off()
-      grid_values = [float(v) for v in sorted(by_model[model], key=float)]
-      ax.set_xticks(grid_values, [f'{v:g}' for v in grid_values])
-      if hyper == 'encoder_max_norm':
-        ax.invert_xaxis()  # smaller H = stronger regularization, to the right like sigma
-      ax.set_xlabel('noise std σ' if hyper == 'denoise_sigma' else 'weight-norm bound H')
-      ax.set_title(MODELS[model][0])
-      ax.set_ylabel('test ln p(x) − baseline' if relative else 'test ln p(x)')
-      ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(directory, f'{name}.png'), dpi=110)
-    plt.close(fig)
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -245,20 +147,15 @@ def main(argv):
   # 1. Sweep and selection on the validation set.
   sweep, selection = {}, {}
   for k in sweep_ks:
-    sweep[str(k)], selection[str(k)] = {}, {}
+    sweep[str(k)] = {}
     for model in MODELS:
       sweep[str(k)][model] = {}
       for value in grid(model):
         _, r = train_run(dataset, model, k, value, seeds[0])
         sweep[str(k)][model][f'{value:g}'] = {
             s: r['evaluation'][s]['log_px']['mean'] for s in ('valid', 'test')}
-      best = max(sweep[str(k)][model], key=lambda v, m=model: sweep[str(k)][m][v]['valid'])
-      hyper = MODELS[model][2]
-      selection[str(k)][model] = {
-          'value': float(best),
-          'setting': '—' if hyper is None else
-                     f'{"σ" if hyper == "denoise_sigma" else "H"} = {best}'}
-  sweep_figures(sweep, _WORKDIR.value)
+    selection[str(k)] = air_tables.select(sweep[str(k)])
+  air_tables.sweep_figures(sweep, _WORKDIR.value)
 
   # 2. Tables: the selected settings over every seed, IW-SVI on the test set.
   tables = {}
@@ -268,9 +165,9 @@ def main(argv):
       value = selection[str(k)][model]['value']
       summaries = [iw_svi_run(dataset, train_run(dataset, model, k, value, seed)[0], k)
                    for seed in seeds]
-      tables[str(k)][model] = table_row(summaries, k)
+      tables[str(k)][model] = air_tables.table_row(summaries, k)
       r = tables[str(k)][model]
-      print(f'{label(model, k)}: -ln p(x) {r["neg_log_px"][0]:.2f} ± {r["neg_log_px"][1]:.2f}, '
+      print(f'{air_tables.label(model, k)}: -ln p(x) {r["neg_log_px"][0]:.2f} ± {r["neg_log_px"][1]:.2f}, '
             f'gap {r["inference_gap"][0]:.2f}', flush=True)
   settings = {name: flags.FLAGS[name].value for name in (
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
@@ -278,10 +175,10 @@ def main(argv):
       'iw_svi_learning_rate', 'eval_points')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,
          'selection': selection, 'tables': tables,
-         'paper': {str(k): v for k, v in PAPER.get(dataset.name, {}).items()}}
+         'paper': {str(k): v for k, v in air_tables.PAPER.get(dataset.name, {}).items()}}
   with open(os.path.join(_WORKDIR.value, 'results.json'), 'w') as f:
     json.dump(out, f, indent=1)
-  md = markdown_tables(tables, selection, dataset.name)
+  md = air_tables.markdown_tables(tables, selection, dataset.name)
   with open(os.path.join(_WORKDIR.value, 'tables.md'), 'w') as f:
     f.write(md)
   print(md)

@@ -41,6 +41,13 @@ class ReductionsTest(chex.TestCase):
     np.testing.assert_allclose(bounds.effective_sample_size(jnp.zeros((6, 2))), 6.0, rtol=1e-6)
     one_hot = jnp.array([[0.0], [-1e4], [-1e4]])
     np.testing.assert_allclose(bounds.effective_sample_size(one_hot), 1.0, rtol=1e-6)
+    # Far from 0 in float32: large negative log-weights, and five equal weights of 1e150.
+    far = jnp.asarray(np.random.default_rng(2).normal(size=(6, 4)), jnp.float32) - 1e6
+    w64 = np.exp(np.asarray(far, np.float64) - np.asarray(far, np.float64).max(0))
+    np.testing.assert_allclose(bounds.effective_sample_size(far),
+                               w64.sum(0)**2 / (w64**2).sum(0), rtol=1e-5)
+    equal = jnp.full((5, 1), 150 * np.log(10), jnp.float32)
+    np.testing.assert_allclose(bounds.effective_sample_size(equal), 5.0, rtol=1e-6)
 
   def test_elbo_iwae_of_constant_weights(self):
     log_w = jnp.full((9, 3), -2.5)

@@ -4,7 +4,21 @@ import numpy as np
 import pytest
 
 from avi import iw_svi
+from avi import models
 from linear_gaussian import LinearGaussian
+
+
+class _Adapter(models.LatentVariableModel):
+  """A closed-form joint and a fixed Gaussian proposal behind the model interface (no params)."""
+
+  def __init__(self, log_joint, encode):
+    self._log_joint, self._encode = log_joint, encode
+
+  def log_joint(self, params, x, z):
+    return self._log_joint(x, z)
+
+  def encode(self, params, x):
+    return (*self._encode(x), None)
 
 
 def _setup():
@@ -32,9 +46,9 @@ def test_more_steps_never_lower_the_estimate_on_average():
   model, x, encode = _setup()
   estimates = {}
   for steps in (0, 30, 300):
-    out = iw_svi.log_likelihood(model.log_joint, encode, np.asarray(x), jax.random.key(2),
-                                steps=steps, k=10, learning_rate=5e-2, num_samples=20,
-                                batch_size=6, chunk_size=20)
+    out = iw_svi.log_likelihood(_Adapter(model.log_joint, encode), None, np.asarray(x),
+                                jax.random.key(2), steps=steps, k=10, learning_rate=5e-2,
+                                num_samples=20, batch_size=6, chunk_size=20)
     assert not out['nonfinite'].any()
     estimates[steps] = out['log_px'].mean()
   assert estimates[0] <= estimates[30] + 0.01 <= estimates[300] + 0.02
@@ -50,8 +64,9 @@ def test_nonfinite_refinement_is_reported_per_example():
     value = model.log_joint(xx, z)
     return jnp.where(jnp.arange(xx.shape[0]) == 0, jnp.nan, value)
 
-  out = iw_svi.log_likelihood(log_joint, encode, np.asarray(x), jax.random.key(3), steps=5,
-                              k=4, num_samples=8, batch_size=12, chunk_size=8)
+  out = iw_svi.log_likelihood(_Adapter(log_joint, encode), None, np.asarray(x),
+                              jax.random.key(3), steps=5, k=4, num_samples=8, batch_size=12,
+                              chunk_size=8)
   assert out['nonfinite'][0] and not out['nonfinite'][1:].any()
   assert np.isnan(out['log_px'][0]) and np.all(np.isfinite(out['log_px'][1:]))
   summary = iw_svi.summarize(out)  # the NaN example is reported, not averaged in

@@ -1,0 +1,54 @@
+"""The table and selection logic of the reproduction binaries, on synthetic summaries with
+known answers (no training)."""
+import numpy as np
+import pytest
+
+from experiments import air_tables
+from experiments import avo_amortized
+
+
+def _summary(log_px, bound, bound_name='elbo', nonfinite=()):
+  return {'log_px': {'mean': log_px}, bound_name: {'mean': bound},
+          'nonfinite_examples': list(nonfinite)}
+
+
+def test_air_selection_is_the_valid_argmax_not_the_test_one():
+  sweep = {'base': {'0': {'valid': -100.0, 'test': -99.0}},
+           'dvae_a1.0': {'0.1': {'valid': -98.0, 'test': -90.0},
+                         '0.3': {'valid': -97.0, 'test': -95.0},
+                         '0.9': {'valid': -99.0, 'test': -80.0}},
+           'wni': {'0.5': {'valid': -96.0, 'test': -99.0}, '2': {'valid': -97.0, 'test': -85.0}}}
+  selection = air_tables.select(sweep)
+  assert selection == {'base': {'value': 0.0, 'setting': '—'},
+                       'dvae_a1.0': {'value': 0.3, 'setting': 'σ = 0.3'},
+                       'wni': {'value': 0.5, 'setting': 'H = 0.5'}}
+
+
+@pytest.mark.parametrize('k, bound_name', [(1, 'elbo'), (8, 'iwae8')])
+def test_air_table_row_is_the_mean_and_standard_error_over_seeds(k, bound_name):
+  # Seeds with log p(x) -100, -102, -104 and bounds 10, 12, 14 nats below.
+  summaries = [_summary(-100.0, -110.0, bound_name, nonfinite=[3]),
+               _summary(-102.0, -114.0, bound_name),
+               _summary(-104.0, -118.0, bound_name, nonfinite=[1, 7])]
+  row = air_tables.table_row(summaries, k)
+  np.testing.assert_allclose(row['neg_log_px'], [102.0, 2.0 / np.sqrt(3)])
+  np.testing.assert_allclose(row['inference_gap'], [12.0, 2.0 / np.sqrt(3)])
+  np.testing.assert_allclose(row['neg_bound'], [114.0, 4.0 / np.sqrt(3)])
+  assert row['nonfinite_examples'] == 3
+  single = air_tables.table_row(summaries[:1], k)
+  assert single['neg_log_px'][0] == 100.0 and np.isnan(single['neg_log_px'][1])
+
+
+def test_air_markdown_puts_the_paper_beside_ours():
+  row = air_tables.table_row([_summary(-130.0, -150.0), _summary(-132.0, -152.0)], 1)
+  md = air_tables.markdown_tables({'1': {'dvae_a1.0': row}},
+                                  {'1': {'dvae_a1.0': {'setting': 'σ = 0.3'}}},
+                                  'caltech101_silhouettes')
+  assert '| DVAE (α = 1.0) | σ = 0.3 | 131.00 ± 1.00 [108.66] | 20.00 ± 0.00 [23.94] |' in md
+
+
+def test_avo_table_row_columns():
+  evaluation = {s: {'elbo': {'mean': e}, 'log_px': {'mean': p}} for s, e, p in (
+      ('train', -84.0, -80.0), ('valid', -92.0, -87.0), ('test', -93.0, -88.0))}
+  # -L_tr, -L_va, -log p(D_va), -L_te, -log p(D_te), generalization gap, variational gap
+  assert avo_amortized.row(evaluation) == [84.0, 92.0, 87.0, 93.0, 88.0, 9.0, 5.0]
