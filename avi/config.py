@@ -44,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.periodic_num_samples = 100  # K of the periodic (per-epoch) estimates
   c.eval.periodic_num_points = 1000
   c.eval.batch_size = 100
-  c.eval.chunk_size = 100  # particles per chunk: bounds memory for any K; ~10k rows per chunk is fastest on CPU
+  # Particles per chunk: bounds memory for any K; ~10k rows per chunk is fastest on CPU.
+  c.eval.chunk_size = 100
   c.eval.iwae_ks = (5, 50)  # E[L_k] estimated from the same particles
   c.eval.splits = ('train', 'valid', 'test')
   c.eval.train_subset = 2000  # the train log-likelihood uses the first N train points

@@ -167,7 +167,8 @@ def main(argv):
                    for seed in seeds]
       tables[str(k)][model] = air_tables.table_row(summaries, k)
       r = tables[str(k)][model]
-      print(f'{air_tables.label(model, k)}: -ln p(x) {r["neg_log_px"][0]:.2f} ± {r["neg_log_px"][1]:.2f}, '
+      print(f'{air_tables.label(model, k)}: -ln p(x) {r["neg_log_px"][0]:.2f} '
+            f'± {r["neg_log_px"][1]:.2f}, '
             f'gap {r["inference_gap"][0]:.2f}', flush=True)
   settings = {name: flags.FLAGS[name].value for name in (
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',

@@ -82,7 +82,7 @@ def train_row(model, params, x, batch_size: int, k: int, peak: float, min_second
   config = config_lib.get_config()
   config.k, config.num_samples, config.hvi.avo_a = k, 1, avo_a
   tx = train.make_optimizer(config, 1, 1)
-  step = train.make_train_step(methods.build(method, model, config), tx, False)
+  step = train.make_train_step(methods.build(method, model, config), tx, False, model.group_norms)
   state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
            'ok': jnp.array(True)}
   batch, key = jnp.asarray(x[:batch_size]), jax.random.key(1)

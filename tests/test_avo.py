@@ -149,6 +149,7 @@ def test_fit_bad_input(settings, fraction, message):
     energy_fit.check(settings, fraction)
 
 
+@pytest.mark.slow
 def test_avo_finds_all_four_modes_of_energy_d():
   """The small-scale version of the README's energy (d) experiment (one seed)."""
   settings = energy_fit.Settings(energy='d', objective='avo', steps=2000)

@@ -26,6 +26,7 @@ def test_quadrature_log_px_matches_importance_sampling_from_the_prior():
   np.testing.assert_allclose(float(jnp.sum(density) * (grid[1] - grid[0])), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model', nm.MODELS)
 def test_every_model_trains(model):
   settings = nm.Settings(model=model, num_particles=5 if model == 'iwae_prior' else 1,
@@ -47,3 +48,24 @@ def test_every_model_trains(model):
 def test_bad_input(settings, message):
   with pytest.raises(ValueError, match=message):
     nm.check(settings)
+
+
+@pytest.mark.parametrize('model', nm.MODELS)
+def test_each_model_trains_every_declared_group_through_its_registered_method(model):
+  settings = nm.Settings(model=model, num_particles=3, num_transitions=2, avo_a=0.5)
+  noise = nm.NoiseModel(nm.NoiseVAE(settings))
+  x = nm.sample_data(jax.random.key(8), 16)
+  params = noise.module.init(jax.random.key(9), x)
+  leaves, tree = jax.tree.flatten(params)  # away from the zero-initialized transition outputs
+  keys = jax.random.split(jax.random.key(10), len(leaves))
+  params = jax.tree.unflatten(tree, [p + 0.1 * jax.random.normal(k, jnp.shape(p))
+                                     for p, k in zip(leaves, keys)])
+  expected = {'iwae_prior': {'decoder'}, 'vae': {'decoder', 'encoder'},
+              'hvi_avo': {'decoder', 'encoder', 'forward', 'backward'}}[model]
+  assert set(noise.groups) == expected
+  loss_fn = nm.make_loss(settings, noise)
+  grad_fn = jax.jit(jax.grad(lambda p, key: loss_fn(p, x, key)[0]))
+  grads = [grad_fn(params, jax.random.key(i)) for i in range(4)]  # AVO and ELBO steps
+  total = jax.tree.map(lambda *g: sum(np.abs(np.asarray(v)) for v in g), *grads)
+  for path, g in jax.tree_util.tree_leaves_with_path(total):
+    assert np.all(np.isfinite(g)) and np.any(g > 0), jax.tree_util.keystr(path)

@@ -78,6 +78,7 @@ def test_shared_and_independent_draws_agree():
       assert z.max() < 4.5 and z.mean() < 1.3, (name, leaf, z)
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
   problem = gm.make_problem(jax.random.key(0), dim=2, num_data=8)
   args = (problem, ('iwae', 'vae', 'stl'), [1, 4], 60, jax.random.key(1))
@@ -107,6 +108,7 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
                   workdir=str(tmp_path / 'whole'))
 
 
+@pytest.mark.slow
 def test_snr_scaling_laws(study):
   _, results = study
   # Rainforth et al., eq. 7: SNR(phi) = O(sqrt(M / K)); SNR(theta) grows with M.

@@ -86,28 +86,34 @@ def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
   assert resumed['evaluation'] == straight['evaluation']
 
 
+def _test_only(**overrides):
+  config = tiny_config(**overrides)
+  config.eval.splits = ('test',)
+  return config
+
+
 def test_a_run_is_extended_by_more_epochs_and_reevaluated_without_training(tmp_path):
   dataset = tiny_dataset()
-  straight = train.train_and_evaluate(tiny_config(epochs=3), str(tmp_path / 'a'), dataset,
+  straight = train.train_and_evaluate(_test_only(epochs=3), str(tmp_path / 'a'), dataset,
                                       log=lambda s: None)
-  train.train_and_evaluate(tiny_config(epochs=2), str(tmp_path / 'b'), dataset,
+  train.train_and_evaluate(_test_only(epochs=2), str(tmp_path / 'b'), dataset,
                            log=lambda s: None)
   messages = []
-  extended = train.train_and_evaluate(tiny_config(epochs=3), str(tmp_path / 'b'), dataset,
+  extended = train.train_and_evaluate(_test_only(epochs=3), str(tmp_path / 'b'), dataset,
                                       log=messages.append)
   assert messages[0] == f'resumed from step 12 in {tmp_path / "b"}'  # 6 steps per epoch
   assert extended['history'] == straight['history']
   assert extended['evaluation'] == straight['evaluation']
   # The same settings again: the stored results, no training and no evaluation.
   messages.clear()
-  again = train.train_and_evaluate(tiny_config(epochs=3), str(tmp_path / 'b'), dataset,
+  again = train.train_and_evaluate(_test_only(epochs=3), str(tmp_path / 'b'), dataset,
                                    log=messages.append)
   assert again == json.load(open(tmp_path / 'b' / 'results.json'))
   assert messages == [f'{tmp_path / "b"} is already trained and evaluated with these settings: '
                       'stored results']
   # Another evaluation K re-evaluates the trained state without training it further.
   messages.clear()
-  config = tiny_config(epochs=3)
+  config = _test_only(epochs=3)
   config.eval.num_samples = 100
   other = train.train_and_evaluate(config, str(tmp_path / 'b'), dataset, log=messages.append)
   assert other['history'] == straight['history'] and other['steps'] == straight['steps']
@@ -115,19 +121,20 @@ def test_a_run_is_extended_by_more_epochs_and_reevaluated_without_training(tmp_p
   assert not any(m.startswith('epoch') for m in messages)
   # Fewer epochs than trained, and a cosine schedule (its decay spans the run), are refused.
   with pytest.raises(ValueError, match='past the 6 steps.*experiments.evaluate'):
-    train.train_and_evaluate(tiny_config(epochs=1), str(tmp_path / 'b'), dataset)
-  train.train_and_evaluate(tiny_config(epochs=1, schedule='cosine'), str(tmp_path / 'c'), dataset,
+    train.train_and_evaluate(_test_only(epochs=1), str(tmp_path / 'b'), dataset)
+  train.train_and_evaluate(_test_only(epochs=1, schedule='cosine'), str(tmp_path / 'c'), dataset,
                            log=lambda s: None)
   with pytest.raises(ValueError, match=r'different settings \(epochs: 1 -> 2\)'):
-    train.train_and_evaluate(tiny_config(epochs=2, schedule='cosine'), str(tmp_path / 'c'),
+    train.train_and_evaluate(_test_only(epochs=2, schedule='cosine'), str(tmp_path / 'c'),
                              dataset)
 
 
 def test_gradient_norms_and_progress_lines_are_reported(tmp_path):
   messages = []
-  config = tiny_config(epochs=2, num_transitions=1)
+  config = tiny_config(epochs=2)
+  config.eval.splits = ('test',)
   results = train.train_and_evaluate(config, str(tmp_path), tiny_dataset(), log=messages.append)
-  groups = {'decoder', 'encoder', 'forward', 'backward'}
+  groups = {'decoder', 'encoder'}  # with transitions also 'forward', 'backward' (test_models)
   assert set(results['grad_norms']) == groups
   assert results['grad_norms'] == {g: results['history']['2'][f'grad_norm/{g}'] for g in groups}
   assert all(np.isfinite(v) and v > 0 for v in results['grad_norms'].values())
@@ -196,6 +203,7 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
   assert not os.path.exists(tmp_path / 'results.json')
 
 
+@pytest.mark.slow
 def test_one_and_four_devices_give_the_same_trajectory():
   """Data parallelism over 4 forced CPU devices reproduces the 1-device run."""
   script = """
@@ -318,6 +326,7 @@ def test_dynamic_datasets_are_evaluated_on_one_fixed_binary_draw():
   assert reporting.eval_data(dataset, 'train', config).shape == (40, 400)  # train_subset
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method', ['rem_v1', 'rem_v2', 'rws', 'iwae_dreg', 'piwae'])
 def test_methods_train_in_the_same_loop(tmp_path, method):
   # K = 8 particles for a 2-d latent: REM's moment-matched covariance needs K well above the

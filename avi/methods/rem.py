@@ -79,7 +79,7 @@ def _make(model, config, version: str):
   if num_particles <= latent_dim:
     warnings.warn(f'REM with K={num_particles} <= the latent dimension {latent_dim}: the '
                   'moment-matched covariance is rank-deficient and REM collapses (see '
-                  'avi.methods.rem)', stacklevel=3)
+                  'avi.methods.rem)', stacklevel=4)
   eps = float(config.rem.eps)
   if eps <= 0:
     raise ValueError(f'rem.eps must be > 0, got {eps}')

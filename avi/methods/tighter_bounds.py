@@ -4,8 +4,8 @@ MIWAE, CIWAE and PIWAE (Rainforth et al. 2018, ICML version) and the IWAE
 inference-network estimators STL (Roeder et al. 2017) and DReG (Tucker et al.
 2019). Where the two objectives differ (PIWAE, STL, DReG) the generative group
 gets the gradient of the model objective and every inference group (encoder, and
-with T > 0 the transitions) that of the inference objective (`avi.methods.route`). Config fields: `k` (K), `num_samples` (M),
-`ciwae.beta`.
+with T > 0 the transitions) that of the inference objective (`avi.methods.route`).
+Config fields: `k` (K), `num_samples` (M), `ciwae.beta`.
 """
 import jax
 import jax.numpy as jnp

@@ -1,0 +1,128 @@
+"""The model interface: declared groups, gradient routing by group, extended-space proposals."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from avi import distributions as dist
+from avi import methods
+from avi import models
+from avi import networks
+
+
+def _vae(num_transitions=2):
+  x = (np.random.default_rng(0).random((5, 12)) < 0.4).astype(np.float32)
+  arch = networks.Architecture((8,), 2, num_transitions=num_transitions, transition_hidden=8)
+  model, params = models.init_vae(jax.random.key(0), arch, x)
+  return model, params, jnp.asarray(x)
+
+
+def _flat(tree):
+  return np.concatenate([np.ravel(v) for v in jax.tree.leaves(tree)])
+
+
+def test_groups_cover_every_parameter_and_norms_are_per_group():
+  model, params, _ = _vae()
+  assert {name: g.role for name, g in model.groups.items()} == {
+      'decoder': 'generative', 'encoder': 'inference', 'forward': 'inference',
+      'backward': 'inference'}
+  ones = jax.tree.map(jnp.ones_like, params)
+  norms = model.group_norms(ones)
+  p = params['params']
+  expected = {'decoder': p['decoder'], 'encoder': p['encoder'],
+              'forward': p['transitions']['forward'], 'backward': p['transitions']['backward']}
+  for name, subtree in expected.items():
+    np.testing.assert_allclose(norms[name], np.sqrt(_flat(subtree).size), rtol=1e-6)
+
+
+@pytest.mark.parametrize('selector, trained', [
+    ('generative', {'decoder'}), ('inference', {'encoder', 'forward', 'backward'}),
+    ('forward', {'forward'}), ('encoder', {'encoder'})])
+def test_trainable_passes_gradient_to_the_selected_groups_only(selector, trained):
+  model, params, x = _vae()
+  grads = jax.grad(lambda p: jnp.sum(model.log_weights(
+      model.trainable(p, selector), x, jax.random.key(1), 3)[0]))(params)
+  norms = model.group_norms(grads)
+  assert {g for g, n in norms.items() if n > 0} == trained
+  with pytest.raises(ValueError, match="'transitions' names no parameter group"):
+    model.trainable(params, 'transitions')
+
+
+def test_extended_space_log_density_is_q0_plus_forward_minus_backward():
+  model, params, x = _vae()
+  key = jax.random.key(2)
+  proposal = model.propose(params, x, key, 4)
+  chain = proposal.chain
+  mean, scale, _ = model.encode(params, x)
+  np.testing.assert_allclose(proposal.log_q0, dist.diag_gaussian_log_prob(chain.zs[0], mean,
+                                                                          scale), rtol=1e-6)
+  np.testing.assert_allclose(
+      proposal.log_q, proposal.log_q0 + jnp.sum(chain.log_q - chain.log_r, 0), rtol=1e-6)
+  log_w, z = model.log_weights(params, x, key, 4)
+  np.testing.assert_array_equal(z, chain.zs[-1])
+  np.testing.assert_allclose(log_w, model.log_joint(params, x, z) - proposal.log_q, rtol=1e-6)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Forgetful(models.BernoulliVAE):
+  """Declares no group for the transitions."""
+
+  @property
+  def groups(self):
+    return {k: v for k, v in super().groups.items() if k in ('decoder', 'encoder')}
+
+
+def test_an_undeclared_parameter_and_an_untrained_group_fail_by_name():
+  model, params, x = _vae()
+  forgetful = _Forgetful(model.module)
+  with pytest.raises(ValueError, match='parameter transitions/backward/.* belongs to no '
+                                       'declared group'):
+    forgetful.group_norms(params)
+
+  def terms_fn(p, batch, rng):
+    objective = jnp.mean(model.log_weights(p, batch, rng, 2)[0], 0)
+    return methods.Terms(objective, {'decoder': -objective, 'encoder': -objective})
+
+  with pytest.raises(ValueError, match="trains the parameter group 'forward' of BernoulliVAE by "
+                                       "0 losses"):
+    methods.route(model, terms_fn, ('decoder', 'encoder'), 'half_method')
+  with pytest.raises(ValueError, match="group 'decoder' .* by 2 losses"):
+    methods.route(model, terms_fn, ('generative', 'decoder', 'inference'), 'double_method')
+
+
+def test_routed_losses_give_each_group_the_gradient_of_its_own_loss():
+  """A made-up method: the decoder learns from the ELBO, every inference group from IWAE."""
+  model, params, x = _vae()
+  key = jax.random.key(3)
+
+  def terms_fn(p, batch, rng):
+    log_w = model.log_weights(p, batch, rng, 4)[0]
+    elbo, iwae = jnp.mean(log_w, 0), jax.nn.logsumexp(log_w, 0) - jnp.log(4.0)
+    return methods.Terms(iwae, {'generative': -elbo, 'inference': -iwae})
+
+  loss_fn = methods.route(model, terms_fn, ('generative', 'inference'), 'mixed')
+  got = jax.grad(lambda p: loss_fn(p, x, key)[0])(params)
+  elbo_loss_grad = jax.grad(lambda p: jnp.mean(terms_fn(p, x, key).losses['generative']))(params)
+  iwae_loss_grad = jax.grad(lambda p: -jnp.mean(terms_fn(p, x, key).objective))(params)
+  np.testing.assert_allclose(_flat(got['params']['decoder']),
+                             _flat(elbo_loss_grad['params']['decoder']), rtol=1e-5, atol=1e-7)
+  for part in ('encoder', 'transitions'):
+    np.testing.assert_allclose(_flat(got['params'][part]),
+                               _flat(iwae_loss_grad['params'][part]), rtol=1e-5, atol=1e-7)
+
+
+def test_from_config_reads_the_model_fields():
+  config = ml_collections.ConfigDict({
+      'architecture': 'rem', 'latent_dim': 3, 'seed': 0,
+      'air': {'encoder_max_norm': 2.0}, 'hvi': {'num_transitions': 1}})
+  x = (np.random.default_rng(0).random((4, 784)) < 0.4).astype(np.float32)
+  model, params = models.from_config(config, x)
+  assert model.arch == dataclasses.replace(networks.PRESETS['rem'], latent_dim=3,
+                                           encoder_max_norm=2.0, num_transitions=1)
+  assert set(model.groups) == {'decoder', 'encoder', 'forward', 'backward'}
+  config.architecture = 'huge'
+  with pytest.raises(ValueError, match="unknown architecture 'huge'"):
+    models.from_config(config, x)
