@@ -13,8 +13,8 @@ os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
 
 def pytest_addoption(parser):
   parser.addoption('--slow', action='store_true',
-                   help='also run the tests marked slow (end-to-end runs of the binaries and notebooks, '
-                   'multi-device and small-scale reproductions)')
+                   help='also run the tests marked slow (end-to-end runs of the binaries and '
+                   'notebooks, multi-device and small-scale reproductions)')
 
 
 def pytest_collection_modifyitems(config, items):

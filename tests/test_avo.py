@@ -200,9 +200,7 @@ def test_hvi_avo_method_and_bad_input():
   losses = [loss_fn(params, x, jax.random.key(i)) for i in range(20)]
   steps = np.array([float(m['avo_step']) for _, m in losses])
   assert 0 < steps.mean() < 1  # both objectives were drawn
-  assert all(np.isfinite(float(loss)) for loss, _ in losses)
-  grads = jax.grad(lambda p: loss_fn(p, x, jax.random.key(0))[0])(params)
-  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+  assert all(np.isfinite(float(loss)) for loss, _ in losses)  # gradients: test_methods' matrix
   with pytest.raises(ValueError, match=r'avo_a .* must lie in \[0, 1\]'):
     methods.build('hvi_avo', model, config_lib.from_dict({'num_samples': 1, 'avo_a': 2.0}))
   plain, _, _ = _hvi_model(num_transitions=0)

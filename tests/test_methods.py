@@ -137,7 +137,10 @@ def test_stl_and_dreg_encoder_gradients_against_their_surrogates(name, power):
                expected)
 
 
-_MATRIX = [(name, t, h) for name in methods.names() if not name.startswith('test_')
+# The default run covers T = 0 without WNI and T = 2 with it; the two mixed corners run with
+# --slow (T = 2 compiles slowly, and each corner repeats what the other two check).
+_MATRIX = [pytest.param(name, t, h, marks=[pytest.mark.slow] if bool(t) != bool(h) else [])
+           for name in methods.names() if not name.startswith('test_')
            for t in (0, 2) for h in (0.0, 0.7)]
 _REFUSE_TRANSITIONS = {'iwae_stl', 'iwae_dreg', 'rem_v1', 'rem_v2', 'rws'}
 

@@ -94,8 +94,8 @@ def test_an_undeclared_parameter_and_an_untrained_group_fail_by_name():
 
 
 def test_routed_losses_give_each_group_the_gradient_of_its_own_loss():
-  """A made-up method: the decoder learns from the ELBO, every inference group from IWAE."""
-  model, params, x = _vae()
+  """A made-up method: the decoder learns from the ELBO, the encoder from IWAE."""
+  model, params, x = _vae(num_transitions=0)
   key = jax.random.key(3)
 
   def terms_fn(p, batch, rng):
@@ -109,9 +109,8 @@ def test_routed_losses_give_each_group_the_gradient_of_its_own_loss():
   iwae_loss_grad = jax.grad(lambda p: -jnp.mean(terms_fn(p, x, key).objective))(params)
   np.testing.assert_allclose(_flat(got['params']['decoder']),
                              _flat(elbo_loss_grad['params']['decoder']), rtol=1e-5, atol=1e-7)
-  for part in ('encoder', 'transitions'):
-    np.testing.assert_allclose(_flat(got['params'][part]),
-                               _flat(iwae_loss_grad['params'][part]), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(_flat(got['params']['encoder']),
+                             _flat(iwae_loss_grad['params']['encoder']), rtol=1e-5, atol=1e-7)
 
 
 def test_from_config_reads_the_model_fields():

@@ -69,6 +69,7 @@ def test_training_improves_the_bound_and_writes_results(tmp_path):
   print(reporting.results_table(results))
 
 
+@pytest.mark.slow  # the default run resumes at an epoch boundary (extension test)
 def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
   dataset = tiny_dataset()
   config = tiny_config(checkpoint_every_steps=4, keep_checkpoints=10)
