@@ -172,3 +172,31 @@ def test_avo_amortized_binary(tiny_npz, tmp_path):
   proc = run('experiments.avo_amortized', f'--workdir={tmp_path}/bad', f'--dataset={tiny_npz}',
              '--models=hvi_avo_1.5', check=False)
   assert proc.returncode != 0 and 'avo_a' in proc.stderr
+
+
+@pytest.mark.slow
+def test_config_file_and_deprecated_flags_give_the_same_run(tiny_npz, tmp_path):
+  flagged = run('experiments.train', f'--dataset={tiny_npz}', f'--workdir={tmp_path / "a"}',
+                *FLAGS)
+  assert '--method is deprecated: use --config.method' in flagged.stderr
+  run('experiments.train', '--config=experiments/configs/quickstart.py',
+      f'--config.dataset={tiny_npz}', f'--workdir={tmp_path / "b"}', '--config.method=iwae',
+      '--config.k=3', '--config.epochs=3', '--config.batch_size=20',
+      '--config.eval.num_samples=40', '--config.learning_rate=1e-3', '--config.seed=1')
+  a, b = (json.load(open(tmp_path / d / 'results.json')) for d in 'ab')
+  assert a['evaluation'] == b['evaluation'] and a['history'] == b['history']
+  assert b['settings']['rem'] == {'eps': 1e-3, 'covariance': 'weighted'}  # the whole config
+
+
+@pytest.mark.slow
+def test_avo_noise_and_benchmark_binaries(tmp_path):
+  run('experiments.avo_noise', f'--workdir={tmp_path}', '--steps=20', '--num_data=500',
+      '--iwae_k=5', '--num_transitions=2')
+  results = json.load(open(tmp_path / 'results.json'))
+  assert set(results['models']) == {'iwae_prior', 'vae', 'hvi_avo'}
+  assert all(np.isfinite(m['test_log_px']) for m in results['models'].values())
+  run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
+      '--ks=1', '--eval_k=20', '--eval_points=20', '--min_seconds=0.01', '--nosnr', '--norem',
+      '--noavo', '--noiw_svi')
+  bench = json.load(open(tmp_path / 'bench.json'))
+  assert bench['train'] and all(r['step_seconds'] > 0 for r in bench['train'])

@@ -7,7 +7,7 @@ this function, so a new method is a new registered builder and nothing else.
 
 Every method has one shape: a `terms_fn(params, batch, rng) -> Terms` giving the
 bound it reports and, when its networks learn from different objectives (RWS, REM,
-STL, DReG, MIWAE/PIWAE/CIWAE), one loss per parameter group or role. `route` then
+STL, DReG, PIWAE), one loss per parameter group or role. `route` then
 applies the stop-gradients: each loss trains exactly the groups it names, and a
 method whose losses leave some group of the model untrained fails at build time,
 naming the group.
