@@ -27,6 +27,7 @@ from avi import noise_model as nm  # pylint: disable=wrong-import-position
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _STEPS = flags.DEFINE_integer('steps', 5000, 'Adam steps per model.')
 _NUM_DATA = flags.DEFINE_integer('num_data', 20000, 'Training points.')
+_NUM_TEST = flags.DEFINE_integer('num_test', 5000, 'Test points of the exact log p(x).')
 _NOISE = flags.DEFINE_float('noise_std', 0.1, 'Std of the data noise.')
 _IWAE_K = flags.DEFINE_integer('iwae_k', 500, 'Particles of IWAE with the prior proposal.')
 _T = flags.DEFINE_integer('num_transitions', 10, 'Transitions T of HVI-AVO.')
@@ -50,10 +51,10 @@ def main(argv):
   del argv
   key = jax.random.key(_SEED.value)
   data = nm.sample_data(jax.random.fold_in(key, 0), _NUM_DATA.value, ETA, _NOISE.value)
-  test = nm.sample_data(jax.random.fold_in(key, 1), 5000, ETA, _NOISE.value)
+  test = nm.sample_data(jax.random.fold_in(key, 1), _NUM_TEST.value, ETA, _NOISE.value)
   os.makedirs(_WORKDIR.value, exist_ok=True)
   results = {'settings': {name: flags.FLAGS[name].value for name in (
-      'steps', 'num_data', 'noise_std', 'iwae_k', 'num_transitions', 'avo_a', 'seed')},
+      'steps', 'num_data', 'num_test', 'noise_std', 'iwae_k', 'num_transitions', 'avo_a', 'seed')},
              'models': {}}
   fitted = {}
   for name in nm.MODELS:

@@ -97,12 +97,11 @@ def test_evaluate_without_run(tmp_path):
 @pytest.mark.slow
 def test_rem_binary_end_to_end(tiny_npz, tmp_path):
   out = run('experiments.rem', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--k=4',
-            '--epochs=1', '--batch_size=20', '--eval_k=20', '--periodic_k=10', '--kl_ks=1,4',
-            '--methods=iwae,rws,rem_v1,rem_v2', '--kl_methods=iwae,rem_v1').stdout
-  assert '| rem_v2 |' in out
+            '--epochs=1', '--batch_size=20', '--eval_k=20', '--periodic_k=10', '--kl_ks=4',
+            '--methods=rem_v1', '--kl_methods=rem_v1').stdout
+  assert '| rem_v1 |' in out
   results = json.load(open(tmp_path / 'results.json'))
-  assert set(results['table']) == {'iwae', 'rws', 'rem_v1', 'rem_v2'}
-  assert results['kl_to_prior']['iwae'].keys() == {'1', '4'}
+  assert set(results['table']) == {'rem_v1'}
   assert results['kl_to_prior']['rem_v1'].keys() == {'4'}
   assert 'test_log_px' in results['table']['rem_v1']['history']['1']
   assert (tmp_path / 'kl_vs_k.png').exists()
@@ -113,19 +112,13 @@ def test_rem_binary_end_to_end(tiny_npz, tmp_path):
 @pytest.mark.slow
 def test_air_binary_end_to_end(tiny_npz, tmp_path):
   out = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
-            '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=1,4', '--seeds=0',
+            '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
             '--batch_size=20', '--select_k=10', '--eval_k=20', '--iw_svi_steps=2',
             '--iw_svi_k=4', '--eval_points=10').stdout
   assert '| DVAE (α = 0.5) | σ = 0.3 |' in out
   results = json.load(open(tmp_path / 'results.json'))
-  assert set(results['sweep']) == {'1'} and set(results['sweep']['1']['wni']) == {'1', '4'}
-  selected = results['selection']['1']['wni']['value']
-  sweep = results['sweep']['1']['wni']
-  assert sweep[f'{selected:g}']['valid'] == max(v['valid'] for v in sweep.values())
-  row = results['tables']['1']['base']
-  assert len(row['per_seed']) == 1
-  np.testing.assert_allclose(row['neg_log_px'][0] + row['inference_gap'][0], row['neg_bound'][0],
-                             rtol=1e-6)
+  assert set(results['sweep']) == {'1'} and set(results['sweep']['1']['wni']) == {'4'}
+  assert len(results['tables']['1']['base']['per_seed']) == 1  # selection, rows: test_tables
   assert (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--sigmas=-1', check=False)
   assert proc.returncode != 0 and 'denoise_sigma must be >= 0' in proc.stderr
@@ -163,12 +156,10 @@ def test_avo_sweep_binary(tmp_path):
 @pytest.mark.slow
 def test_avo_amortized_binary(tiny_npz, tmp_path):
   out = run('experiments.avo_amortized', f'--workdir={tmp_path}', f'--dataset={tiny_npz}',
-            '--models=vae,hvi_avo_0.5', '--num_transitions=2', '--epochs=1', '--eval_k=10',
+            '--models=hvi_avo_0.5', '--num_transitions=2', '--epochs=1', '--eval_k=10',
             '--train_subset=40').stdout
-  assert '| hvi_avo_0.5 |' in out
-  values = json.load(open(tmp_path / 'results.json'))['table']['hvi_avo_0.5']['values']
-  np.testing.assert_allclose(values['var gap'], values['-L_te'] - values['-log p(D_te)'],
-                             rtol=1e-6)
+  assert '| hvi_avo_0.5 |' in out  # the table's columns: test_tables
+  assert set(json.load(open(tmp_path / 'results.json'))['table']) == {'hvi_avo_0.5'}
   proc = run('experiments.avo_amortized', f'--workdir={tmp_path}/bad', f'--dataset={tiny_npz}',
              '--models=hvi_avo_1.5', check=False)
   assert proc.returncode != 0 and 'avo_a' in proc.stderr
@@ -189,12 +180,16 @@ def test_config_file_and_deprecated_flags_give_the_same_run(tiny_npz, tmp_path):
 
 
 @pytest.mark.slow
-def test_avo_noise_and_benchmark_binaries(tmp_path):
+def test_avo_noise_binary(tmp_path):
   run('experiments.avo_noise', f'--workdir={tmp_path}', '--steps=20', '--num_data=500',
-      '--iwae_k=5', '--num_transitions=2')
+      '--num_test=50', '--iwae_k=5', '--num_transitions=2')
   results = json.load(open(tmp_path / 'results.json'))
   assert set(results['models']) == {'iwae_prior', 'vae', 'hvi_avo'}
   assert all(np.isfinite(m['test_log_px']) for m in results['models'].values())
+
+
+@pytest.mark.slow
+def test_benchmark_binary(tmp_path):
   run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
       '--ks=1', '--eval_k=20', '--eval_points=20', '--min_seconds=0.01', '--nosnr', '--norem',
       '--noavo', '--noiw_svi')
