@@ -19,7 +19,7 @@ def execute(name, overrides, tmp_path):
 
 
 def test_quickstart_notebook(tmp_path):
-  execute('quickstart.ipynb', {'EPOCHS': 1, 'EVAL_K': 100, 'WORKDIR': str(tmp_path / 'run')},
+  execute('quickstart.ipynb', {'EPOCHS': 2, 'EVAL_K': 100, 'WORKDIR': str(tmp_path / 'run')},
           tmp_path)
 
 

@@ -206,7 +206,7 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_one_and_four_devices_give_the_same_trajectory():
-  """Data parallelism over 4 forced CPU devices reproduces the 1-device run."""
+  """Data parallelism over 4 forced CPU devices reproduces the 1-device run, for IWAE and REM."""
   script = """
 import json, sys
 sys.path.insert(0, {tests!r})
@@ -215,10 +215,12 @@ from test_train import tiny_config, tiny_dataset
 from avi import train
 assert jax.device_count() == 4, jax.devices()
 out = {{}}
-for n in (1, 4):
-  r = train.train_and_evaluate(tiny_config(num_devices=n, epochs=4), {tmp!r} + str(n),
-                               tiny_dataset(), log=lambda s: None)
-  out[n] = {{'history': r['history'], 'test': r['evaluation']['test']['log_px']['mean']}}
+for method, extra in (('iwae', {{}}), ('rem_v1', {{'k': 8, 'latent_dim': 2}})):
+  for n in (1, 4):
+    r = train.train_and_evaluate(tiny_config(num_devices=n, epochs=4, method=method, **extra),
+                                 {tmp!r} + method + str(n), tiny_dataset(), log=lambda s: None)
+    out[method + str(n)] = {{'history': r['history'],
+                            'test': r['evaluation']['test']['log_px']['mean']}}
 for name, bad in (('indivisible', lambda: train.train_and_evaluate(
     tiny_config(num_devices=4, batch_size=10), {tmp!r} + 'bad', tiny_dataset())),
                   ('too_many', lambda: train.make_mesh(5))):
@@ -237,11 +239,12 @@ print(json.dumps(out))
                         capture_output=True, text=True, env=env, cwd=ROOT, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
-  one, four = out['1'], out['4']
-  for epoch in one['history']:
-    np.testing.assert_allclose(four['history'][epoch]['loss'], one['history'][epoch]['loss'],
-                               rtol=1e-4)
-  np.testing.assert_allclose(four['test'], one['test'], rtol=1e-4)
+  for method in ('iwae', 'rem_v1'):  # one bound, and a routed method with a Cholesky
+    one, four = out[method + '1'], out[method + '4']
+    for epoch in one['history']:
+      np.testing.assert_allclose(four['history'][epoch]['loss'], one['history'][epoch]['loss'],
+                                 rtol=1e-4)
+    np.testing.assert_allclose(four['test'], one['test'], rtol=1e-4)
   assert out['indivisible'] == 'batch_size=10 is not divisible by the 4 devices'
   assert out['too_many'] == 'num_devices=5 but only 4 devices exist'
 
