@@ -1,3 +1,5 @@
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,3 +146,14 @@ def test_failed_cholesky_is_reported_not_propagated():
   model, params, x, config = _setup(k=2, eps=1e-30)  # rank-1 covariance, eps lost in float32
   loss, metrics = methods.build('rem_v1', model, config)(params, x, jax.random.key(5))
   assert np.isnan(loss) and metrics['cholesky_failures'] > 0
+
+
+def test_rem_warns_when_k_does_not_exceed_the_latent_dimension():
+  model, _, _, config = _setup(k=3)  # latent dimension 3: the covariance has rank <= 2
+  for name in ('rem_v1', 'rem_v2'):
+    with pytest.warns(UserWarning, match=r'REM with K=3 <= the latent dimension 3'):
+      methods.build(name, model, config)
+  model, _, _, config = _setup(k=4)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    methods.build('rem_v1', model, config)
