@@ -22,7 +22,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.hvi = ml_collections.ConfigDict({
       'num_transitions': 0,  # T > 0: q_0(z_0 | x) refined by T transitions (Huang et al.)
       'avo_a': 0.5,  # hvi_avo: probability of an AVO step (else an ELBO step)
+      'start': 'identity',  # the transitions' map at init: identity | stationary (hvi.Refinement)
+      'init_scale': 0.01,  # their std at init (plus a 1e-3 floor)
   })
+  # Deterministic warm-up (vae, iwae, hvi_avo): beta on log p(z) - log q rises linearly
+  # from beta0 to 1 over the first `steps` steps (`methods.warmup_beta`); 0 steps = off.
+  c.warmup = ml_collections.ConfigDict({'steps': 0, 'beta0': 0.01})
   c.dataset = 'embedded'
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'

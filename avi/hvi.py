@@ -5,7 +5,13 @@ r_t(z_{t-1} | z_t). Every transition is a `Refinement` operator; the T forward
 and T backward operators' parameters are stacked on a leading `[T]` axis, so the
 chain is one `lax.scan` over t and every sample is vectorized over particles and
 examples (`[K, B, D]`, particles first).
+
+Everything a transition computes from its parameters and the context alone (the
+normalized weights and the conditional scales and biases of every layer) is
+computed for all T transitions before the scan (`Refinement.condition`), so the scan
+body is the four matmuls per transition that depend on z.
 """
+import math
 from typing import NamedTuple, Optional
 
 import flax.linen as nn
@@ -14,67 +20,131 @@ import jax.numpy as jnp
 
 from avi import distributions as dist
 
-_SOFTPLUS_INV_HALF = -0.4328521  # softplus^{-1}(0.5): initial transition std
-_GATE_BIAS = -2.0  # initial gate sigmoid(-2) = 0.12
+INITS = ('identity', 'stationary')
+
+
+class Affine(NamedTuple):
+  """An affine map h -> (h @ kernel) * scale + bias with a per-example scale and bias
+  (`[B, out]`, conditioned on the context) or a plain one (scale None, bias `[out]`)."""
+  kernel: jax.Array
+  scale: Optional[jax.Array]
+  bias: jax.Array
+
+  def __call__(self, h: jax.Array) -> jax.Array:
+    y = h @ self.kernel
+    return (y if self.scale is None else y * self.scale) + self.bias
+
+
+class Dense(nn.Module):
+  """A plain dense layer's parameters (the names and init of `nn.Dense`) as an `Affine`."""
+  features: int
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: float = 0.0
+
+  @nn.compact
+  def __call__(self, in_features: int, context: None = None) -> Affine:
+    kernel = self.param('kernel', self.kernel_init, (in_features, self.features))
+    bias = self.param('bias', nn.initializers.constant(self.bias_init), (self.features,))
+    return Affine(kernel, None, bias)
 
 
 class ConditionalDense(nn.Module):
   """Conditional weight normalization (Krueger et al. 2017): y = (h @ v / ||v||) * s(c) + b(c).
 
-  The per-unit scale s and bias b are linear in the context c `[B, C]`; h is
-  `[..., B, in]` (leading particle axes broadcast). s starts at 1, or at 0 with
-  `zero_init` (the output is then b(c) = bias_init until training moves it).
+  The per-unit scale s and bias b are linear in the context c `[B, C]`. s starts
+  at 1, or at 0 with `zero_init` (the output is then b(c) = bias_init until
+  training moves it). Returns the `Affine` of context c, for inputs of `in_features`.
   """
   features: int
   bias_init: float = 0.0
   zero_init: bool = False
 
   @nn.compact
-  def __call__(self, h: jax.Array, context: jax.Array) -> jax.Array:
-    v = self.param('v', nn.initializers.lecun_normal(), (h.shape[-1], self.features))
-    direction = v / jnp.linalg.norm(v, axis=0)
+  def __call__(self, in_features: int, context: jax.Array) -> Affine:
+    v = self.param('v', nn.initializers.lecun_normal(), (in_features, self.features))
     scale = nn.Dense(self.features, kernel_init=nn.initializers.zeros,
                      bias_init=nn.initializers.zeros if self.zero_init else nn.initializers.ones,
                      name='scale')(context)
     bias = nn.Dense(self.features, kernel_init=nn.initializers.zeros,
                     bias_init=nn.initializers.constant(self.bias_init), name='bias')(context)
-    return (h @ direction) * scale + bias
+    return Affine(v / jnp.linalg.norm(v, axis=0), scale, bias)
 
 
 class Refinement(nn.Module):
   """N(mu(z), diag sigma(z)^2), the stochastic refinement operator of Sec. 4.2.
 
   mu = g * m + (1 - g) * z, sigma = softplus(W_s h + b_s) + min_scale, g = sigmoid(W_g h + b_g),
-  m = W_m h + b_m, h = act(W_h z + b_h). With a context (amortized VI) every
-  dense layer is a `ConditionalDense` on it. Returns (mean, scale), each like z.
+  h = act(W_h z + b_h). With a context (amortized VI) every dense layer is a
+  `ConditionalDense` on it. Returns (mean, scale), each like z.
 
-  The output layers start at zero weight, so every transition starts as the
-  same contraction toward the identity, mean = 0.88 z and std 0.501, whatever z:
-  a random init of m and sigma compounds over T transitions (samples of 1e4
-  and log-densities of -1e11 at T = 10 in some seeds).
+  The output layers start at zero weight, so every transition starts as the same
+  map whatever z (a random init of m and sigma compounds over T transitions:
+  samples of 1e4 and log-densities of -1e11 at T = 10 in some seeds). `start` picks it:
+
+  - 'identity' (amortized VI): m = z + W_m h + b_m, so mu = z + g (W_m h + b_m) is the
+    paper's family with the proposal's own point as m's origin; mu = z and
+    sigma = init_scale + min_scale at init. Forward and backward transitions are then
+    the same symmetric random walk, each the other's reverse: log r_t - log q_t = 0 and
+    the HVI bound at init is the ELBO of q_0 with z_T a slightly blurred z_0, so a
+    trained encoder keeps its bound under fresh transitions.
+  - 'stationary' (the toy energies, q_0 = N(0, I)): m = W_m h + b_m with gate bias
+    -2, so mu = 0.88 z and sigma = init_scale + min_scale (0.5 there): an AR(1) step
+    with 0.88^2 + 0.5^2 ~ 1 that leaves N(0, I) nearly invariant and is its own
+    reverse under it. It starts the chain spread over the prior's support, which
+    Figures 3-4 were reproduced with; under a narrow q_0 its backward chain does not
+    undo the forward one (a trained VAE's test ELBO fell from -112 to -410 nats).
   """
   hidden: int = 64
   activation: str = 'relu'  # a jax.nn function: relu for energies, elu amortized
+  start: str = 'identity'  # the map at init: one of INITS
+  init_scale: float = 0.01
   # A floor on sigma: with beta-annealing (beta << 1) a near-deterministic forward and a
   # sharpening backward transition send log q_t and log r_t to +inf together (inf - inf).
   min_scale: float = 1e-3
 
-  @nn.compact
   def __call__(self, z: jax.Array, context: Optional[jax.Array] = None,
                ) -> tuple[jax.Array, jax.Array]:
+    return transition(self, self.condition(z.shape[-1], context), z)
+
+  @nn.compact
+  def condition(self, dim: int, context: Optional[jax.Array] = None) -> dict[str, Affine]:
+    """The four layers' `Affine` maps for latents of size `dim` and the context `[B, C]`."""
+    if self.start not in INITS:
+      raise ValueError(f'unknown transition init {self.start!r}; known: {", ".join(INITS)}')
+    if self.init_scale <= 0:
+      raise ValueError(f'the initial transition std init_scale must be > 0, got '
+                       f'{self.init_scale}')
+
     def layer(features, name, bias_init=0.0, zero_init=True):
       if context is None:
         kernel_init = nn.initializers.zeros if zero_init else nn.initializers.lecun_normal()
-        return lambda h: nn.Dense(features, kernel_init=kernel_init,
-                                  bias_init=nn.initializers.constant(bias_init), name=name)(h)
-      return lambda h: ConditionalDense(features, bias_init, zero_init, name=name)(h, context)
+        return Dense(features, kernel_init, bias_init, name=name)
+      return ConditionalDense(features, bias_init, zero_init, name=name)
 
-    d = z.shape[-1]
-    h = getattr(jax.nn, self.activation)(layer(self.hidden, 'hidden', zero_init=False)(z))
-    gate = jax.nn.sigmoid(layer(d, 'gate', _GATE_BIAS)(h))
-    mean = gate * layer(d, 'm')(h) + (1.0 - gate) * z
-    scale = jax.nn.softplus(layer(d, 'scale', _SOFTPLUS_INV_HALF)(h)) + self.min_scale
-    return mean, scale
+    gate_bias = -2.0 if self.start == 'stationary' else 0.0
+    softplus_inv_scale = math.log(math.expm1(self.init_scale))
+    return {'hidden': layer(self.hidden, 'hidden', zero_init=False)(dim, context),
+            'gate': layer(dim, 'gate', gate_bias)(self.hidden, context),
+            'm': layer(dim, 'm')(self.hidden, context),
+            'scale': layer(dim, 'scale', softplus_inv_scale)(self.hidden, context)}
+
+
+def transition(op: Refinement, layers: dict[str, Affine], z: jax.Array,
+               ) -> tuple[jax.Array, jax.Array]:
+  """(mean, scale) of `op`'s transition from z `[..., B, D]`, given its conditioned layers."""
+  h = getattr(jax.nn, op.activation)(layers['hidden'](z))
+  gate = jax.nn.sigmoid(layers['gate'](h))
+  m = layers['m'](h)
+  if op.start == 'identity':
+    m = m + z
+  mean = gate * m + (1.0 - gate) * z
+  return mean, jax.nn.softplus(layers['scale'](h)) + op.min_scale
+
+
+def condition_all(op: Refinement, params: dict, dim: int, context: Optional[jax.Array] = None,
+                  ) -> dict[str, Affine]:
+  """`op.condition` for every transition of stacked params `[T, ...]`: Affines `[T, ...]`."""
+  return jax.vmap(lambda p: op.apply(p, dim, context, method='condition'))(params)
 
 
 def init_transitions(key: jax.Array, op: Refinement, num_transitions: int, z: jax.Array,
@@ -107,20 +177,22 @@ def sample_chain(op: Refinement, params: dict, z0: jax.Array, key: jax.Array,
   With `cut_gradients` each transition's input z_{t-1} is a constant (AVO,
   footnote 5): transition t's parameters then get gradient only through z_t.
   """
-  num_transitions = jax.tree.leaves(params['forward'])[0].shape[0]
+  forward = condition_all(op, params['forward'], z0.shape[-1], context)
+  backward = condition_all(op, params['backward'], z0.shape[-1], context)
+  num_transitions = forward['gate'].bias.shape[0]
   eps = jax.random.normal(key, (num_transitions, *z0.shape), z0.dtype)
 
   def step(z_prev, inputs):
     forward, backward, noise = inputs
     if cut_gradients:
       z_prev = jax.lax.stop_gradient(z_prev)
-    mean, scale = op.apply(forward, z_prev, context)
+    mean, scale = transition(op, forward, z_prev)
     z = mean + scale * noise
-    r_mean, r_scale = op.apply(backward, z, context)
+    r_mean, r_scale = transition(op, backward, z)
     return z, (z, dist.diag_gaussian_log_prob(z, mean, scale),
                dist.diag_gaussian_log_prob(z_prev, r_mean, r_scale))
 
-  _, (zs, log_q, log_r) = jax.lax.scan(step, z0, (params['forward'], params['backward'], eps))
+  _, (zs, log_q, log_r) = jax.lax.scan(step, z0, (forward, backward, eps))
   return Chain(jnp.concatenate([z0[None], zs]), log_q, log_r)
 
 
@@ -133,20 +205,22 @@ def backward_log_weights(op: Refinement, params: dict, z_T: jax.Array, key: jax.
   `evaluation.hvi_log_marginal`).
   `log_q0_fn(z_0 [K, B, D]) -> [K, B]` is the initial density.
   """
-  num_transitions = jax.tree.leaves(params['forward'])[0].shape[0]
+  forward = condition_all(op, params['forward'], z_T.shape[-1], context)
+  backward = condition_all(op, params['backward'], z_T.shape[-1], context)
+  num_transitions = forward['gate'].bias.shape[0]
   z = jnp.broadcast_to(z_T, (num_samples, *z_T.shape))
   eps = jax.random.normal(key, (num_transitions, *z.shape), z.dtype)
 
   def step(carry, inputs):  # t = T..1: z_{t-1} ~ r_t(. | z_t)
     z_t, log_ratio = carry
     forward, backward, noise = inputs
-    r_mean, r_scale = op.apply(backward, z_t, context)
+    r_mean, r_scale = transition(op, backward, z_t)
     z_prev = r_mean + r_scale * noise
-    mean, scale = op.apply(forward, z_prev, context)
+    mean, scale = transition(op, forward, z_prev)
     log_ratio += (dist.diag_gaussian_log_prob(z_t, mean, scale)
                   - dist.diag_gaussian_log_prob(z_prev, r_mean, r_scale))
     return (z_prev, log_ratio), None
 
   (z0, log_ratio), _ = jax.lax.scan(step, (z, jnp.zeros(z.shape[:-1], z.dtype)),
-                                    (params['forward'], params['backward'], eps), reverse=True)
+                                    (forward, backward, eps), reverse=True)
   return log_ratio + log_q0_fn(z0)

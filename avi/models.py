@@ -94,10 +94,21 @@ class LatentVariableModel:
                     chain)
 
   def log_weights(self, params, x: jax.Array, key: jax.Array, num_samples: int,
-                  **propose_options) -> tuple[jax.Array, jax.Array]:
-    """(log p(x, z) - log q(z | x) `[K, B]`, z `[K, B, D]`) for K = num_samples particles."""
+                  beta: float | jax.Array = 1.0, **propose_options,
+                  ) -> tuple[jax.Array, jax.Array]:
+    """(log p(x, z) - log q(z | x) `[K, B]`, z `[K, B, D]`) for K = num_samples particles.
+
+    beta < 1 (deterministic warm-up, Huang et al. 2018, eq. 2) tempers each weight to
+    log p(x | z) + beta [log p(z) - log q(z | x)]: their mean is the warm-up ELBO
+    E[log p(x | z)] - beta KL, their log-mean-exp the same tempering inside IWAE_K
+    (a bound on log of the integral of p(x | z) p(z)^beta q^(1 - beta)), and with T
+    transitions beta scales the extended-space log q too.
+    """
     proposal = self.propose(params, x, key, num_samples, **propose_options)
-    return self.log_joint(params, x, proposal.z) - proposal.log_q, proposal.z
+    if isinstance(beta, float) and beta == 1.0:
+      return self.log_joint(params, x, proposal.z) - proposal.log_q, proposal.z
+    return (self.log_likelihood(params, x, proposal.z)
+            + beta * (self.log_prior(proposal.z) - proposal.log_q)), proposal.z
 
   def group_of(self, path: tuple[str, ...]) -> str:
     """The declared group owning the parameter at `path` (keys under `params['params']`)."""
@@ -107,8 +118,10 @@ class LatentVariableModel:
     raise ValueError(f'parameter {"/".join(path)} belongs to no declared group of '
                      f'{type(self).__name__} (groups: {", ".join(self.groups)})')
 
-  def selects(self, group: str, selector: str) -> bool:
-    """Whether `selector` (a group name or a role) names `group`."""
+  def selects(self, group: str, selector) -> bool:
+    """Whether `selector` (a group name, a role, or a tuple of those) names `group`."""
+    if isinstance(selector, tuple):
+      return any(self.selects(group, s) for s in selector)
     return selector in (group, self.groups[group].role)
 
   def trainable(self, params, selector: str):
@@ -198,12 +211,15 @@ def init_vae(key: jax.Array, arch: networks.Architecture, train_x: np.ndarray,
 
 def from_config(config, train_x: np.ndarray) -> tuple[BernoulliVAE, Any]:
   """The `BernoulliVAE` a training config describes (`config.architecture`, `latent_dim`,
-  `air.encoder_max_norm`, `hvi.num_transitions`), initialized from `config.seed`."""
+  `air.encoder_max_norm`, `hvi.{num_transitions,start,init_scale}`), initialized from
+  `config.seed`."""
   if config.architecture not in networks.PRESETS:
     raise ValueError(f'unknown architecture {config.architecture!r}; '
                      f'known: {", ".join(networks.PRESETS)}')
   arch = networks.PRESETS[config.architecture]
   arch = dataclasses.replace(arch, latent_dim=config.latent_dim or arch.latent_dim,
                              encoder_max_norm=config.air.encoder_max_norm,
-                             num_transitions=config.hvi.num_transitions)
+                             num_transitions=config.hvi.num_transitions,
+                             transition_start=config.hvi.start,
+                             transition_init_scale=config.hvi.init_scale)
   return init_vae(jax.random.fold_in(jax.random.key(config.seed), 0), arch, train_x)

@@ -22,7 +22,8 @@ class Architecture:
   (weight-normalized inference, Shu et al. 2018); 0 leaves it plain.
   `num_transitions` T > 0 refines the encoder's q_0(z_0 | x) by T stochastic
   transitions conditioned on x (hierarchical VI, Huang et al. 2018, Sec. 4.2),
-  each with `transition_hidden` ELU units.
+  each with `transition_hidden` ELU units, starting as `transition_start` with std
+  `transition_init_scale` (`hvi.Refinement`).
   """
   hidden: tuple[int, ...]
   latent_dim: int
@@ -30,6 +31,8 @@ class Architecture:
   encoder_max_norm: float = 0.0
   num_transitions: int = 0
   transition_hidden: int = 300
+  transition_start: str = 'identity'
+  transition_init_scale: float = 0.01
 
 
 PRESETS: dict[str, Architecture] = {
@@ -148,7 +151,8 @@ class VAE(nn.Module):
 
   def _transition_op(self) -> hvi.Refinement:
     # Unbound (parent=None): the stacked parameters are applied to it inside lax.scan.
-    return hvi.Refinement(self.arch.transition_hidden, 'elu', parent=None)
+    return hvi.Refinement(self.arch.transition_hidden, 'elu', self.arch.transition_start,
+                          self.arch.transition_init_scale, parent=None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     mean, _ = self.encode(x)

@@ -52,6 +52,8 @@ class Settings(NamedTuple):
   num_particles: int = 1  # K of iwae_prior (the paper: 500); M chains otherwise
   num_transitions: int = 10
   avo_a: float = 0.5
+  start: str = 'identity'  # the transitions at init (`hvi.Refinement`)
+  init_scale: float = 0.01
   hidden: int = 64
   steps: int = 5000
   batch_size: int = 128
@@ -76,7 +78,8 @@ class NoiseVAE(nn.Module):
           key, self._op(), s.num_transitions, jnp.zeros((1, 1, 1)), jnp.zeros((1, s.hidden))))
 
   def _op(self) -> hvi.Refinement:
-    return hvi.Refinement(self.settings.hidden, 'elu', parent=None)
+    s = self.settings
+    return hvi.Refinement(s.hidden, 'elu', s.start, s.init_scale, parent=None)
 
   def __call__(self, x):
     if self.settings.model == 'iwae_prior':
@@ -172,7 +175,7 @@ def fit(settings: Settings, data: jax.Array, key: jax.Array):
   def batch_loss(params, t):
     key_batch, key_loss = jax.random.split(jax.random.fold_in(key_train, t))
     idx = jax.random.randint(key_batch, (settings.batch_size,), 0, data.shape[0])
-    return loss_fn(params, data[idx], key_loss)[0]
+    return loss_fn(params, data[idx], key_loss, t)[0]
 
   params, losses = jax.jit(lambda p: fitting.fit_adam(batch_loss, p, settings.steps,
                                                       settings.learning_rate))(params)

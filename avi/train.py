@@ -88,7 +88,7 @@ def make_train_step(loss_fn: methods.LossFn, tx: optax.GradientTransformation,
     if dynamic_binarization:
       batch = dist.bernoulli_sample(binarize_key, batch)
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state['params'], batch, loss_key)
+        state['params'], batch, loss_key, state['step'])
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
     ok = state['ok'] & jnp.isfinite(loss) & jnp.all(jnp.array(

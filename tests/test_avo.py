@@ -11,10 +11,12 @@ import pytest
 
 from avi import avo
 from avi import config as config_lib
+from avi import data
 from avi import distributions as dist
 from avi import energies
 from avi import energy_fit
 from avi import evaluation
+from avi import fitting
 from avi import hvi
 from avi import methods
 from avi import models
@@ -72,18 +74,39 @@ def test_chain_shapes_and_scores():
                              rtol=1e-4, atol=1e-4)
 
 
-def test_marginal_estimate_matches_closed_form_at_init():
-  """At init every transition is z_t = c z_{t-1} + s eps (c = 1 - sigmoid(-2), s = 0.5 plus
-  the 1e-3 floor), so with T = 2 and q_0 = N(0, I), q_2 = N(0, v I), v = c^4 + s^2 c^2 + s^2."""
-  op = hvi.Refinement(16, 'relu')
+@pytest.mark.parametrize('start,init_scale,c,atol', [
+    ('stationary', 0.5, 1 - 1 / (1 + math.exp(2)), 0.02),
+    ('identity', 0.3, 1.0, 0.06),  # log v = 0.17; r_t is a worse proposal here
+])
+def test_marginal_estimate_matches_closed_form_at_init(start, init_scale, c, atol):
+  """At init every transition is z_t = c z_{t-1} + s eps (stationary: c = 1 - sigmoid(-2);
+  identity: c = 1; s = init_scale plus the 1e-3 floor), so with T = 2 and q_0 = N(0, I),
+  q_2 = N(0, v I), v = c^4 + s^2 c^2 + s^2."""
+  op = hvi.Refinement(16, 'relu', start, init_scale)
   params = hvi.init_transitions(jax.random.key(3), op, 2, jnp.zeros((1, 1, 2)))
-  c = 1 - jax.nn.sigmoid(-2.0)
-  s2 = (0.5 + op.min_scale)**2
+  s2 = (init_scale + op.min_scale)**2
   v = c**4 + s2 * c**2 + s2
   z = jax.random.normal(jax.random.key(4), (50, 2)) * math.sqrt(v)
   log_q = evaluation.hvi_log_marginal(op, params, z, jax.random.key(5), num_samples=2000)
   exact = dist.standard_normal_log_prob(z / math.sqrt(v)) - math.log(v)
-  np.testing.assert_allclose(log_q, exact, atol=0.02)
+  np.testing.assert_allclose(log_q, exact, atol=atol)
+
+
+def test_identity_start_is_its_own_reverse_with_a_context():
+  """The amortized start: mean z and std init_scale + 1e-3 in both directions, whatever the
+  context, so every log r_t - log q_t is exactly 0."""
+  op = hvi.Refinement(32, 'elu', 'identity', 0.05)
+  context = jax.random.normal(jax.random.key(0), (4, 6))
+  params = hvi.init_transitions(jax.random.key(1), op, 3, jnp.zeros((1, 1, 2)), context)
+  z0 = 3.0 * jax.random.normal(jax.random.key(2), (5, 4, 2))
+  chain = hvi.sample_chain(op, params, z0, jax.random.key(3), context)
+  np.testing.assert_array_equal(chain.log_r, chain.log_q)
+  steps = (chain.zs[1:] - chain.zs[:-1]) / 0.051
+  assert 0.7 < float(jnp.std(steps)) < 1.3
+  with pytest.raises(ValueError, match="unknown transition init 'eye'"):
+    hvi.Refinement(4, 'elu', 'eye').init(jax.random.key(0), z0)
+  with pytest.raises(ValueError, match='init_scale must be > 0'):
+    hvi.Refinement(4, 'elu', 'identity', 0.0).init(jax.random.key(0), z0)
 
 
 def test_hvi_elbo_lower_bounds_log_normalizer_and_last_avo_term_is_the_elbo():
@@ -166,7 +189,8 @@ def test_avo_finds_all_four_modes_of_energy_d():
 
 def _hvi_model(num_transitions=2, latent_dim=2, scale=0.2):
   arch = dataclasses.replace(networks.PRESETS['avo'], hidden=(32,), latent_dim=latent_dim,
-                             num_transitions=num_transitions, transition_hidden=16)
+                             num_transitions=num_transitions, transition_hidden=16,
+                             transition_init_scale=0.5)
   x = (np.random.default_rng(0).random((6, 20)) < 0.4).astype(np.float32)
   model, params = models.init_vae(jax.random.key(0), arch, x)
   # Perturb every weight so the transitions differ from their identity-like init.
@@ -210,9 +234,10 @@ def test_hvi_avo_method_and_bad_input():
     model.log_weights(params, x, jax.random.key(0), 2, stop_q_grad=True)
 
 
-def test_hvi_avo_steps_are_the_cut_avo_objective_or_the_hvi_elbo():
-  """a = 1: every step is eq. 4 summed over t on a chain with the gradient cut between
-  transitions (Sec. 4.3); a = 0: every step is the HVI ELBO (eq. 3)."""
+def test_hvi_avo_steps_train_transitions_by_cut_avo_and_the_rest_by_the_hvi_elbo():
+  """a = 1: the transitions get the gradient of eq. 4 summed over t on a chain with the
+  gradient cut between transitions (Sec. 4.3), the decoder and q_0 that of the HVI ELBO
+  (eq. 3) of the same chains; a = 0: every group gets the HVI ELBO's."""
   model, params, x = _hvi_model()
   key = jax.random.key(3)
   step_key = jax.random.split(key)[1]  # the method's key after drawing the step type
@@ -227,17 +252,54 @@ def test_hvi_avo_steps_are_the_cut_avo_objective_or_the_hvi_elbo():
                                functools.partial(model.log_joint, p, x))
     return -jnp.mean(jnp.sum(terms, 0))
 
+  def elbo_loss(p):
+    return -jnp.mean(model.log_weights(p, x, step_key, 3)[0])
+
   def method_loss(p, a):
     config = config_lib.from_dict({'num_samples': 3, 'avo_a': a})
     return methods.build('hvi_avo', model, config)(p, x, key)[0]
 
-  got = jax.jit(jax.grad(method_loss), static_argnums=1)(params, 1.0)
-  cut, uncut = (jax.jit(jax.grad(avo_loss), static_argnums=1)(params, c) for c in (True, False))
-  jax.tree.map(lambda g, e: np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6), got, cut)
-  # The cut matters here: without it the encoder also learns from the later terms.
-  enc = lambda g: np.concatenate([np.ravel(v) for v in jax.tree.leaves(g['params']['encoder'])])
-  assert np.abs(enc(cut) - enc(uncut)).max() > 1e-4
-  elbo = -jnp.mean(model.log_weights(params, x, step_key, 3)[0])
+  grad = lambda f, *args: jax.jit(jax.grad(f), static_argnums=1)(params, *args)
+  got, cut, uncut = grad(method_loss, 1.0), grad(avo_loss, True), grad(avo_loss, False)
+  elbo = jax.jit(jax.grad(elbo_loss))(params)
+  close = lambda a, b: jax.tree.map(
+      lambda g, e: np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6), a, b)
+  for group, expected in (('transitions', cut), ('decoder', elbo), ('encoder', elbo)):
+    close(got['params'][group], expected['params'][group])
+  # The cut matters here: without it the first transitions also learn from the later terms.
+  fwd = lambda g: np.concatenate([np.ravel(v) for v in jax.tree.leaves(
+      g['params']['transitions']['forward'])])
+  assert np.abs(fwd(cut) - fwd(uncut)).max() > 1e-4
+  close(grad(method_loss, 0.0), elbo)
   losses = jax.jit(lambda p: [method_loss(p, a) for a in (0.0, 1.0)])(params)
-  np.testing.assert_allclose(losses[0], elbo, rtol=1e-5)
-  assert not np.isclose(losses[1], elbo, rtol=1e-3)
+  np.testing.assert_allclose(losses[0], elbo_loss(params), rtol=1e-5)
+  np.testing.assert_allclose(losses[1], elbo_loss(params) + avo_loss(params, True), rtol=1e-5)
+
+
+def test_fresh_identity_transitions_keep_a_trained_vaes_elbo():
+  """A trained VAE's encoder and decoder under 5 fresh transitions: the HVI bound at init
+  stays within a nat of the VAE's ELBO (the identity start), while the stationary start
+  (mean 0.88 z, std 0.5, for q_0 = N(0, I)) destroys it."""
+  train, test = (jnp.asarray(data.load('embedded').splits[s]) for s in ('train', 'test'))
+  arch = networks.Architecture(hidden=(200,), latent_dim=20)
+  model, params = models.init_vae(jax.random.key(0), arch, np.asarray(train))
+  loss_fn = methods.build('vae', model, config_lib.get_config())
+
+  def batch_loss(p, t):
+    idx = jax.random.randint(jax.random.fold_in(jax.random.key(1), t), (100,), 0, len(train))
+    return loss_fn(p, train[idx], jax.random.fold_in(jax.random.key(2), t))[0]
+
+  params, _ = jax.jit(lambda p: fitting.fit_adam(batch_loss, p, 2000, 1e-3))(params)
+  assert float(jnp.median(model.encode(params, test)[1])) < 0.4  # a sharp q_0 (curvature)
+  key, x = jax.random.key(4), test[:500]
+  vae = float(jnp.mean(model.log_weights(params, x, key, 100)[0]))
+
+  def bound(start, init_scale):
+    arch_t = dataclasses.replace(arch, num_transitions=5, transition_start=start,
+                                 transition_init_scale=init_scale)
+    hvi_model, fresh = models.init_vae(jax.random.key(3), arch_t, np.asarray(train))
+    p = {'params': {**params['params'], 'transitions': fresh['params']['transitions']}}
+    return float(jnp.mean(hvi_model.log_weights(p, x, key, 100)[0]))
+
+  assert abs(bound('identity', 0.01) - vae) < 1.0
+  assert bound('stationary', 0.5) < vae - 20.0

@@ -82,7 +82,7 @@ def test_an_undeclared_parameter_and_an_untrained_group_fail_by_name():
                                        'declared group'):
     forgetful.group_norms(params)
 
-  def terms_fn(p, batch, rng):
+  def terms_fn(p, batch, rng, step):
     objective = jnp.mean(model.log_weights(p, batch, rng, 2)[0], 0)
     return methods.Terms(objective, {'decoder': -objective, 'encoder': -objective})
 
@@ -98,15 +98,16 @@ def test_routed_losses_give_each_group_the_gradient_of_its_own_loss():
   model, params, x = _vae(num_transitions=0)
   key = jax.random.key(3)
 
-  def terms_fn(p, batch, rng):
+  def terms_fn(p, batch, rng, step):
     log_w = model.log_weights(p, batch, rng, 4)[0]
     elbo, iwae = jnp.mean(log_w, 0), jax.nn.logsumexp(log_w, 0) - jnp.log(4.0)
     return methods.Terms(iwae, {'generative': -elbo, 'inference': -iwae})
 
   loss_fn = methods.route(model, terms_fn, ('generative', 'inference'), 'mixed')
   got = jax.grad(lambda p: loss_fn(p, x, key)[0])(params)
-  elbo_loss_grad = jax.grad(lambda p: jnp.mean(terms_fn(p, x, key).losses['generative']))(params)
-  iwae_loss_grad = jax.grad(lambda p: -jnp.mean(terms_fn(p, x, key).objective))(params)
+  terms = lambda p: terms_fn(p, x, key, 0)
+  elbo_loss_grad = jax.grad(lambda p: jnp.mean(terms(p).losses['generative']))(params)
+  iwae_loss_grad = jax.grad(lambda p: -jnp.mean(terms(p).objective))(params)
   np.testing.assert_allclose(_flat(got['params']['decoder']),
                              _flat(elbo_loss_grad['params']['decoder']), rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(_flat(got['params']['encoder']),
@@ -116,11 +117,14 @@ def test_routed_losses_give_each_group_the_gradient_of_its_own_loss():
 def test_from_config_reads_the_model_fields():
   config = ml_collections.ConfigDict({
       'architecture': 'rem', 'latent_dim': 3, 'seed': 0,
-      'air': {'encoder_max_norm': 2.0}, 'hvi': {'num_transitions': 1}})
+      'air': {'encoder_max_norm': 2.0},
+      'hvi': {'num_transitions': 1, 'start': 'stationary', 'init_scale': 0.5}})
   x = (np.random.default_rng(0).random((4, 784)) < 0.4).astype(np.float32)
   model, params = models.from_config(config, x)
   assert model.arch == dataclasses.replace(networks.PRESETS['rem'], latent_dim=3,
-                                           encoder_max_norm=2.0, num_transitions=1)
+                                           encoder_max_norm=2.0, num_transitions=1,
+                                           transition_start='stationary',
+                                           transition_init_scale=0.5)
   assert set(model.groups) == {'decoder', 'encoder', 'forward', 'backward'}
   config.architecture = 'huge'
   with pytest.raises(ValueError, match="unknown architecture 'huge'"):

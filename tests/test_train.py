@@ -173,7 +173,7 @@ def _make_nan_method(model, config):
   """IWAE, but NaN when a batch holds both marker examples (all ones; first half ones)."""
   iwae = vae_iwae.make_iwae(model, config)
 
-  def loss_fn(params, batch, rng):
+  def loss_fn(params, batch, rng, step):
     loss, metrics = iwae(params, batch, rng)
     half = batch.shape[1] // 2
     a = jnp.any(jnp.all(batch == 1.0, axis=-1))
@@ -268,7 +268,7 @@ def test_dynamic_step_binarizes_inside_the_step():
   seen = []
   tx = optax.sgd(0.0)
 
-  def loss_fn(params, batch, rng):
+  def loss_fn(params, batch, rng, step):
     del rng
     seen.append(batch)
     return jnp.sum(params * 0.0), {}
@@ -290,7 +290,7 @@ def test_a_finite_loss_with_a_nonfinite_gradient_stops_the_step():
   tx = optax.adam(1e-2)
   params = {'w': jnp.zeros(3)}
 
-  def loss_fn(p, batch, rng):  # sqrt(|w|^2) is 0 at w = 0, its gradient 0 / 0 = NaN
+  def loss_fn(p, batch, rng, step):  # sqrt(|w|^2) is 0 at w = 0, its gradient 0 / 0 = NaN
     del batch, rng
     return jnp.sqrt(jnp.sum(p['w']**2)), {}
 
@@ -304,7 +304,7 @@ def test_consecutive_steps_draw_different_particles():
   """Step s uses fold_in(run_key, s): two steps on the same batch see different noise."""
   tx = optax.sgd(0.0)
 
-  def loss_fn(p, batch, rng):
+  def loss_fn(p, batch, rng, step):
     del batch
     return p * 0.0, {'draw': jax.random.normal(rng)}
 

@@ -1,11 +1,12 @@
 """Training objectives, registered by name.
 
-`build(name, model, config)` returns a pure `loss_fn(params, batch, rng) -> (loss,
-metrics)` for a `avi.models.LatentVariableModel`: `batch` is `[B, P]`, `loss` a
-scalar to minimize, `metrics` a dict of scalars. The training loop only ever sees
-this function, so a new method is a new registered builder and nothing else.
+`build(name, model, config)` returns a pure `loss_fn(params, batch, rng, step=0) ->
+(loss, metrics)` for a `avi.models.LatentVariableModel`: `batch` is `[B, P]`, `step`
+the optimizer step (for schedules such as the warm-up), `loss` a scalar to minimize,
+`metrics` a dict of scalars. The training loop only ever sees this function, so a new
+method is a new registered builder and nothing else.
 
-Every method has one shape: a `terms_fn(params, batch, rng) -> Terms` giving the
+Every method has one shape: a `terms_fn(params, batch, rng, step) -> Terms` giving the
 bound it reports and, when its networks learn from different objectives (RWS, REM,
 STL, DReG, PIWAE), one loss per parameter group or role. `route` then
 applies the stop-gradients: each loss trains exactly the groups it names, and a
@@ -17,9 +18,10 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional, Protocol, Seque
 import jax
 import jax.numpy as jnp
 
+from avi import avo
 from avi import models
 
-LossFn = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
 class Terms(NamedTuple):
@@ -27,14 +29,15 @@ class Terms(NamedTuple):
 
   objective `[B]`: the bound it maximizes (reported). losses: None when -objective
   trains every group; else {selector: `[B]` loss}, selector a group name of the
-  model or a role (`models.GENERATIVE`, `models.INFERENCE`). metrics: scalars.
+  model, a role (`models.GENERATIVE`, `models.INFERENCE`) or a tuple of those.
+  metrics: scalars.
   """
   objective: jax.Array
   losses: Optional[Mapping[str, jax.Array]] = None
   metrics: Mapping[str, jax.Array] = {}
 
 
-TermsFn = Callable[[Any, jax.Array, jax.Array], Terms]
+TermsFn = Callable[[Any, jax.Array, jax.Array, jax.Array], Terms]
 
 
 def route(model: models.LatentVariableModel, terms_fn: TermsFn,
@@ -48,12 +51,12 @@ def route(model: models.LatentVariableModel, terms_fn: TermsFn,
   if selectors is not None:
     model.check_routes(selectors, method)
 
-  def loss_fn(params, batch, rng):
+  def loss_fn(params, batch, rng, step=0):
     if selectors is None:
-      terms = terms_fn(params, batch, rng)
+      terms = terms_fn(params, batch, rng, step)
       loss = -jnp.mean(terms.objective)
     else:
-      passes = [terms_fn(model.trainable(params, s), batch, rng) for s in selectors]
+      passes = [terms_fn(model.trainable(params, s), batch, rng, step) for s in selectors]
       terms = passes[0]
       loss = sum(jnp.mean(t.losses[s]) for s, t in zip(selectors, passes))
     return loss, {**terms.metrics}
@@ -68,6 +71,7 @@ class Builder(Protocol):
 
 
 _REGISTRY: dict[str, Builder] = {}
+_WARMUP: set[str] = set()  # methods that implement `config.warmup`
 
 
 def refuse_transitions(model, method: str, reason: str) -> None:
@@ -85,13 +89,34 @@ def check_num_samples(value: int, name: str) -> int:
   return int(value)
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-  """Decorator: `@register('iwae') def make_iwae(model, config): ...`."""
+def warmup_beta(config) -> Callable[[jax.Array], jax.Array | float]:
+  """step -> beta of the deterministic warm-up (Huang et al. 2018, eq. 2): beta rises
+  linearly from `config.warmup.beta0` to 1 over `config.warmup.steps` steps, then stays 1
+  (1.0 throughout when steps = 0 or the config has no `warmup`)."""
+  warmup = config.get('warmup', None)
+  if warmup is None or not warmup.steps:
+    return lambda step: 1.0
+  if int(warmup.steps) != warmup.steps or warmup.steps < 0:
+    raise ValueError(f'warmup.steps must be an integer >= 0, got {warmup.steps!r}')
+  avo.check_fraction(warmup.beta0, 'warmup.beta0')
+  return avo.beta_schedule(1.0, int(warmup.steps), float(warmup.beta0))
+
+
+def beta_metric(beta) -> dict[str, jax.Array]:
+  """{'beta': beta} while a warm-up is configured, else nothing to log."""
+  return {} if isinstance(beta, float) else {'beta': beta}
+
+
+def register(name: str, warmup: bool = False) -> Callable[[Builder], Builder]:
+  """Decorator: `@register('iwae') def make_iwae(model, config): ...`. `warmup`: the
+  method reads `warmup_beta(config)` (others refuse a config with a warm-up)."""
 
   def wrap(builder: Builder) -> Builder:
     if name in _REGISTRY:
       raise ValueError(f'method {name!r} is already registered')
     _REGISTRY[name] = builder
+    if warmup:
+      _WARMUP.add(name)
     return builder
 
   return wrap
@@ -105,6 +130,9 @@ def build(name: str, model: Any, config: Any) -> LossFn:
   """The loss function of method `name` for `model`, configured by `config`."""
   if name not in _REGISTRY:
     raise ValueError(f'unknown method {name!r}; registered methods: {", ".join(names())}')
+  if name not in _WARMUP and config.get('warmup', {}).get('steps', 0):
+    raise ValueError(f'{name} has no warm-up (warmup.steps = {config.warmup.steps}); it is '
+                     f'defined for {", ".join(sorted(_WARMUP))}')
   return _REGISTRY[name](model, config)
 
 

@@ -31,7 +31,7 @@ def _make(model, config, num_samples: int, reduce):
   sigma, alpha = float(config.air.denoise_sigma), float(config.air.denoise_alpha)
   check_denoising(sigma, alpha)
 
-  def terms_fn(params, batch, rng):
+  def terms_fn(params, batch, rng, step):
     key_clean, key_noisy, key_eps = jax.random.split(rng, 3)
     objective, metrics = 0.0, {}
     if alpha < 1.0:

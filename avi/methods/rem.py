@@ -88,7 +88,7 @@ def _make(model, config, version: str):
                      f'got {config.rem.covariance!r}')
   weighted = config.rem.covariance == 'weighted'
 
-  def terms_fn(params, batch, rng):
+  def terms_fn(params, batch, rng, step):
     log_joint_r, alpha, log_joint_s, beta, z_s, log_w, failed = _rem_terms(
         model, params, batch, rng, num_particles, eps, weighted)
     if version == 'v1':
@@ -125,7 +125,7 @@ def make_rws(model, config):
   refuse_transitions(model, 'rws', _Q0_ONLY)
   num_particles = check_num_samples(config.k, 'k (K)')
 
-  def terms_fn(params, batch, rng):
+  def terms_fn(params, batch, rng, step):
     mean, scale, _ = model.encode(params, batch)
     z = sg(dist.diag_gaussian_sample(rng, mean, scale, num_particles))
     log_joint = model.log_joint(params, batch, z)

@@ -30,7 +30,7 @@ def _make(model, objective_fn, num_outer: int, num_particles: int, name: str, sp
   the generative group learns from the first and the inference groups from the second;
   otherwise they are one objective and one pass trains every group."""
 
-  def terms_fn(params, batch, rng):
+  def terms_fn(params, batch, rng, step):
     log_w = model.log_weights(params, batch, rng, num_outer * num_particles)[0]
     model_obj, inference_obj = objective_fn(log_w.reshape(num_outer, num_particles, -1))
     metrics = {'model_objective': jnp.mean(model_obj),
@@ -67,7 +67,7 @@ def _path_estimator(model, config, inference_surrogate, name: str):
                      'a hierarchical proposal does not have in closed form')
   num_particles = check_num_samples(config.k, 'k (K)')
 
-  def terms_fn(params, batch, rng):
+  def terms_fn(params, batch, rng, step):
     log_w = model.log_weights(params, batch, rng, num_particles)[0]
     # The same particles scored with q's parameters held fixed: the STL/DReG log-weight.
     log_w_stop_q = model.log_weights(params, batch, rng, num_particles, stop_q_grad=True)[0]
