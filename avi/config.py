@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
       'avo_a': 0.5,  # hvi_avo: probability of an AVO step (else an ELBO step)
       'start': 'identity',  # the transitions' map at init: identity | stationary (hvi.Refinement)
       'init_scale': 0.01,  # their std at init (plus a 1e-3 floor)
+      'context_rank': 32,  # rank of the context -> conditional-head maps (0 = full)
   })
   # Deterministic warm-up (vae, iwae, hvi_avo): beta on log p(z) - log q rises linearly
   # from beta0 to 1 over the first `steps` steps (`methods.warmup_beta`); 0 steps = off.

@@ -211,8 +211,8 @@ def init_vae(key: jax.Array, arch: networks.Architecture, train_x: np.ndarray,
 
 def from_config(config, train_x: np.ndarray) -> tuple[BernoulliVAE, Any]:
   """The `BernoulliVAE` a training config describes (`config.architecture`, `latent_dim`,
-  `air.encoder_max_norm`, `hvi.{num_transitions,start,init_scale}`), initialized from
-  `config.seed`."""
+  `air.encoder_max_norm`, `hvi.{num_transitions,start,init_scale,context_rank}`),
+  initialized from `config.seed`."""
   if config.architecture not in networks.PRESETS:
     raise ValueError(f'unknown architecture {config.architecture!r}; '
                      f'known: {", ".join(networks.PRESETS)}')
@@ -221,5 +221,6 @@ def from_config(config, train_x: np.ndarray) -> tuple[BernoulliVAE, Any]:
                              encoder_max_norm=config.air.encoder_max_norm,
                              num_transitions=config.hvi.num_transitions,
                              transition_start=config.hvi.start,
-                             transition_init_scale=config.hvi.init_scale)
+                             transition_init_scale=config.hvi.init_scale,
+                             transition_context_rank=config.hvi.context_rank)
   return init_vae(jax.random.fold_in(jax.random.key(config.seed), 0), arch, train_x)

@@ -262,8 +262,8 @@ def test_hvi_avo_steps_train_transitions_by_cut_avo_and_the_rest_by_the_hvi_elbo
   grad = lambda f, *args: jax.jit(jax.grad(f), static_argnums=1)(params, *args)
   got, cut, uncut = grad(method_loss, 1.0), grad(avo_loss, True), grad(avo_loss, False)
   elbo = jax.jit(jax.grad(elbo_loss))(params)
-  close = lambda a, b: jax.tree.map(
-      lambda g, e: np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6), a, b)
+  close = lambda a, b: jax.tree.map(  # float32: the two graphs sum in different orders
+      lambda g, e: np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-5), a, b)
   for group, expected in (('transitions', cut), ('decoder', elbo), ('encoder', elbo)):
     close(got['params'][group], expected['params'][group])
   # The cut matters here: without it the first transitions also learn from the later terms.
