@@ -19,11 +19,14 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 
 from avi import avo
 from avi import config as config_lib
 from avi import data as data_lib
+from avi import reporting
 from avi import train
+from avi import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _DATASET = flags.DEFINE_string('dataset', 'binarized_mnist', 'Dataset name or .npz path.')
@@ -35,6 +38,11 @@ _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed.')
 _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'K of the importance-sampling log-likelihood.')
+_VALID_K = flags.DEFINE_integer(
+    'valid_k', 0, 'K for the train and valid splits (0: eval_k); the test split always uses '
+    'eval_k.')
+_WARMUP = flags.DEFINE_integer('warmup_epochs', 0, 'Epochs of deterministic warm-up '
+                               '(beta from 0.01 to 1 on log p(z) - log q).')
 _TRAIN_SUBSET = flags.DEFINE_integer('train_subset', 10000, 'Train points of L_tr.')
 
 # Huang et al. (2018), Table 1a: -L_tr, -L_va, -log p(D_va), -L_te, -log p(D_te).
@@ -61,7 +69,27 @@ def run_config(model: str):
   c.eval.num_samples = _EVAL_K.value
   c.eval.train_subset = _TRAIN_SUBSET.value
   c.eval.iwae_ks = ()
+  if _VALID_K.value:
+    c.eval.splits = ('test',)
   return c
+
+
+def evaluate_train_and_valid(config, workdir: str, dataset) -> dict:
+  """The train and valid splits with K = --valid_k (stored in workdir/train_valid.json)."""
+  path = os.path.join(workdir, 'train_valid.json')
+  other = config_lib.from_dict(config.to_dict())
+  other.eval.num_samples, other.eval.splits = _VALID_K.value, ('train', 'valid')
+  stored = workdir_lib.read_json(path) if os.path.exists(path) else None
+  if stored is not None and stored['settings'] == workdir_lib.settings(other):
+    return stored['evaluation']
+  model, params, _ = train.restore_params(workdir, config, dataset)
+  reports = reporting.evaluate_splits(model, params, dataset, other,
+                                      jax.random.fold_in(jax.random.key(config.seed), 4),
+                                      log=logging.info)
+  evaluation = {split: r['summary'] for split, r in reports.items()}
+  workdir_lib.write_json(path, {'settings': workdir_lib.settings(other),
+                                'evaluation': evaluation})
+  return evaluation
 
 
 def row(evaluation: dict) -> list[float]:
@@ -76,13 +104,17 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   configs = {m: run_config(m) for m in _MODELS.value}  # fails early on an unknown model
   dataset = data_lib.load(_DATASET.value, _DATA_DIR.value or None)
+  for config in configs.values():
+    config.warmup.steps = _WARMUP.value * (len(dataset.splits['train']) // config.batch_size)
   out = {'settings': {name: flags.FLAGS[name].value for name in (
       'dataset', 'models', 'num_transitions', 'epochs', 'batch_size', 'learning_rate', 'seed',
-      'eval_k', 'train_subset')}, 'table': {}, 'paper': PAPER}
+      'eval_k', 'valid_k', 'warmup_epochs', 'train_subset')}, 'table': {}, 'paper': PAPER}
   lines = ['| model | ' + ' | '.join(COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']
   for model, config in configs.items():
-    results = train.train_and_evaluate(config, os.path.join(_WORKDIR.value, model),
-                                       dataset, log=logging.info)
+    workdir = os.path.join(_WORKDIR.value, model)
+    results = train.train_and_evaluate(config, workdir, dataset, log=logging.info)
+    if _VALID_K.value:
+      results['evaluation'].update(evaluate_train_and_valid(config, workdir, dataset))
     values = row(results['evaluation'])
     out['table'][model] = {'values': dict(zip(COLUMNS, values)),
                            'train_seconds': results['train_seconds'],

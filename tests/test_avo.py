@@ -303,3 +303,20 @@ def test_fresh_identity_transitions_keep_a_trained_vaes_elbo():
 
   assert abs(bound('identity', 0.01) - vae) < 1.0
   assert bound('stationary', 0.5) < vae - 20.0
+
+
+def test_hvi_avo_warmup_tempers_the_extended_space_weights():
+  """With a warm-up, an ELBO step of hvi_avo maximizes log p(x | z_T) + beta [log p(z_T) -
+  log q(z_0..z_T | x) + log r]: the `vae` warm-up bound of the same chains."""
+  model, params, x = _hvi_model()
+  config = config_lib.from_dict({'num_samples': 3, 'avo_a': 0.0,
+                                 'warmup': {'steps': 10, 'beta0': 0.5}})
+  key = jax.random.key(3)
+  loss, metrics = methods.build('hvi_avo', model, config)(params, x, key, 0)
+  proposal = model.propose(params, x, jax.random.split(key)[1], 3)
+  expected = (model.log_likelihood(params, x, proposal.z)
+              + 0.5 * (model.log_prior(proposal.z) - proposal.log_q))
+  np.testing.assert_allclose(loss, -jnp.mean(expected), rtol=1e-5)
+  assert float(metrics['beta']) == 0.5
+  vae_loss, _ = methods.build('vae', model, config)(params, x, jax.random.split(key)[1], 0)
+  np.testing.assert_allclose(loss, vae_loss, rtol=1e-6)

@@ -51,6 +51,32 @@ def test_iwae_with_one_particle_is_the_vae():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g_iwae, g_vae)
 
 
+def test_warmup_tempers_prior_and_proposal_inside_every_weight():
+  """beta rises linearly from beta0 to 1 over `warmup.steps`; the VAE's bound is then
+  E[log p(x | z)] + beta E[log p(z) - log q(z | x)] and IWAE's the log-mean-exp of the
+  same tempered weights, computed here from the particles independently."""
+  model, params, x, config = _setup(k=5, num_samples=5)
+  config.warmup = ml_collections.ConfigDict({'steps': 100, 'beta0': 0.2})
+  key = jax.random.key(3)
+  proposal = model.propose(params, x, key, 5)
+  log_lik = model.log_likelihood(params, x, proposal.z)
+  log_ratio = model.log_prior(proposal.z) - proposal.log_q
+  for step, beta in ((0, 0.2), (50, 0.6), (100, 1.0), (5000, 1.0)):
+    tempered = log_lik + beta * log_ratio
+    loss, metrics = methods.build('vae', model, config)(params, x, key, step)
+    np.testing.assert_allclose(loss, -jnp.mean(tempered), rtol=1e-5)
+    np.testing.assert_allclose(metrics['beta'], beta, rtol=1e-6)
+    loss, _ = methods.build('iwae', model, config)(params, x, key, step)
+    np.testing.assert_allclose(loss, -jnp.mean(bounds.iwae(tempered)), rtol=1e-5)
+  config.method = 'piwae'
+  with pytest.raises(ValueError, match=r'piwae has no warm-up \(warmup.steps = 100\); it is '
+                     'defined for hvi_avo, iwae, vae'):
+    methods.build('piwae', model, config)
+  config.warmup.beta0 = 1.5
+  with pytest.raises(ValueError, match=r'warmup.beta0 must lie in \[0, 1\]'):
+    methods.build('vae', model, config)
+
+
 def test_decoder_scores_clean_x_when_encoder_input_differs():
   model, params, x, _ = _setup()
   key = jax.random.key(5)
