@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
       'start': 'identity',  # the transitions' map at init: identity | stationary (hvi.Refinement)
       'init_scale': 0.01,  # their std at init (plus a 1e-3 floor)
       'context_rank': 32,  # rank of the context -> conditional-head maps (0 = full)
+      'decoder_steps': 'all',  # hvi_avo: decoder and q_0 learn in all steps, or 'elbo' steps only
   })
   # Deterministic warm-up (vae, iwae, hvi_avo): beta on log p(z) - log q rises linearly
   # from beta0 to 1 over the first `steps` steps (`methods.warmup_beta`); 0 steps = off.

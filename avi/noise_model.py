@@ -52,6 +52,7 @@ class Settings(NamedTuple):
   num_particles: int = 1  # K of iwae_prior (the paper: 500); M chains otherwise
   num_transitions: int = 10
   avo_a: float = 0.5
+  decoder_steps: str = 'all'  # hvi_avo: also 'elbo' (AVO steps train only the transitions)
   start: str = 'identity'  # the transitions at init (`hvi.Refinement`)
   init_scale: float = 0.01
   hidden: int = 64
@@ -159,7 +160,7 @@ def make_loss(settings: Settings, model: NoiseModel) -> methods.LossFn:
   or loss-calibrated HVI-AVO with M chains."""
   config = ml_collections.ConfigDict({
       'k': settings.num_particles, 'num_samples': settings.num_particles,
-      'hvi': {'avo_a': settings.avo_a}})
+      'hvi': {'avo_a': settings.avo_a, 'decoder_steps': settings.decoder_steps}})
   name = {'iwae_prior': 'iwae', 'vae': 'vae', 'hvi_avo': 'hvi_avo'}[settings.model]
   return methods.build(name, model, config)
 

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=wrong-import-position
 
 from avi import distributions as dist  # pylint: disable=wrong-import-position
+from avi import hvi  # pylint: disable=wrong-import-position
 from avi import noise_model as nm  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
@@ -33,6 +34,11 @@ _IWAE_K = flags.DEFINE_integer('iwae_k', 500, 'Particles of IWAE with the prior 
 _T = flags.DEFINE_integer('num_transitions', 10, 'Transitions T of HVI-AVO.')
 _A = flags.DEFINE_float('avo_a', 0.5, 'Probability of an AVO step.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed.')
+_MODELS = flags.DEFINE_list('models', list(nm.MODELS), 'Models to fit.')
+_DECODER_STEPS = flags.DEFINE_enum('decoder_steps', 'all', ['all', 'elbo'],
+                                   'HVI-AVO: steps that train the decoder and q_0.')
+_START = flags.DEFINE_enum('start', 'identity', list(hvi.INITS), 'HVI-AVO: transitions at init.')
+_INIT_SCALE = flags.DEFINE_float('init_scale', 0.01, 'HVI-AVO: transition std at init.')
 
 ETA = 0.75
 QUERIES = ((-0.3, -1.0), (0.0, -1.0), (0.3, -1.0))
@@ -54,12 +60,15 @@ def main(argv):
   test = nm.sample_data(jax.random.fold_in(key, 1), _NUM_TEST.value, ETA, _NOISE.value)
   os.makedirs(_WORKDIR.value, exist_ok=True)
   results = {'settings': {name: flags.FLAGS[name].value for name in (
-      'steps', 'num_data', 'num_test', 'noise_std', 'iwae_k', 'num_transitions', 'avo_a', 'seed')},
+      'steps', 'num_data', 'num_test', 'noise_std', 'iwae_k', 'num_transitions', 'avo_a', 'seed',
+      'models', 'decoder_steps', 'start', 'init_scale')},
              'models': {}}
   fitted = {}
-  for name in nm.MODELS:
+  for name in _MODELS.value:
     settings = nm.Settings(model=name, num_particles=_IWAE_K.value if name == 'iwae_prior' else 1,
-                           num_transitions=_T.value, avo_a=_A.value, steps=_STEPS.value)
+                           num_transitions=_T.value, avo_a=_A.value,
+                           decoder_steps=_DECODER_STEPS.value, start=_START.value,
+                           init_scale=_INIT_SCALE.value, steps=_STEPS.value)
     model, params, losses = nm.fit(settings, data, jax.random.fold_in(key, 2))
     fitted[name] = (model, params)
     z, density = nm.posterior(model, params, jnp.array(QUERIES[1]))
@@ -78,7 +87,9 @@ def main(argv):
   with open(os.path.join(_WORKDIR.value, 'results.json'), 'w') as f:
     json.dump(results, f, indent=1)
 
-  fig, axes = plt.subplots(1, 4, figsize=(13, 3.3), sharex=True, sharey=True)
+  fig, axes = plt.subplots(1, len(fitted) + 1, figsize=(3.3 * len(fitted) + 3, 3.3),
+                           sharex=True, sharey=True, squeeze=False)
+  axes = axes[0]
   axes[0].scatter(*np.asarray(test[:2000]).T, s=1)
   axes[0].set_title('data')
   for ax, (name, (model, params)) in zip(axes[1:], fitted.items()):
@@ -88,7 +99,8 @@ def main(argv):
   fig.savefig(os.path.join(_WORKDIR.value, 'figure1.png'), dpi=110)
   plt.close(fig)
 
-  fig, axes = plt.subplots(len(nm.MODELS), len(QUERIES), figsize=(11, 7.5), sharex=True)
+  fig, axes = plt.subplots(len(fitted), len(QUERIES), figsize=(11, 2.5 * len(fitted)),
+                           sharex=True, squeeze=False)
   for col, query in enumerate(QUERIES):
     z_true, p_true = true_posterior(np.array(query))
     for row, (name, (model, params)) in enumerate(fitted.items()):

@@ -10,6 +10,8 @@ while the decoder and q_0 learn from the HVI ELBO of the same chains: eq. 4 and 
 deliberately broad intermediate z_t is biased (docs/avo.md measures it). The choice
 is drawn inside the compiled step (`lax.cond`), so only the chosen step is computed.
 M = `config.num_samples` chains per example. Plain HVI is the `vae` method with T >= 1.
+`config.hvi.decoder_steps = 'elbo'` leaves the decoder and q_0 untrained in AVO steps
+(an ablation; 'all', the default, measured better).
 
 With a warm-up (`config.warmup`), beta scales every entropy and cross-entropy term of
 both objectives: log p(z) - log q in the ELBO (eq. 2), and in eq. 4 the prior part of
@@ -39,6 +41,11 @@ def make_hvi_avo(model, config):
     raise ValueError('hvi_avo needs refinement transitions: set num_transitions >= 1')
   beta_fn = warmup_beta(config)
   model_and_q0 = tuple(g for g in model.groups if g not in TRANSITIONS)
+  decoder_steps = config.hvi.get('decoder_steps', 'all')
+  if decoder_steps not in ('all', 'elbo'):
+    raise ValueError(f"hvi.decoder_steps must be 'all' or 'elbo', got {decoder_steps!r}")
+  # 'elbo': AVO steps train the transitions alone (the ablation of docs/avo.md).
+  model_weight = 1.0 if decoder_steps == 'all' else 0.0
 
   def elbo(params, x, key, beta):
     return bounds.elbo(model.log_weights(params, x, key, num_samples, beta)[0])
@@ -59,7 +66,7 @@ def make_hvi_avo(model, config):
   def avo_terms(params, batch, rng, step):
     beta = beta_fn(step)
     objective = elbo(params, batch, rng, beta)  # the same chains as avo_sum's (same key)
-    return Terms(objective, {model_and_q0: -objective,
+    return Terms(objective, {model_and_q0: -model_weight * objective,
                              TRANSITIONS: -avo_sum(params, batch, rng, beta)},
                  {'elbo': jnp.mean(objective), **beta_metric(beta)})
 
