@@ -271,6 +271,17 @@ def test_hvi_avo_steps_train_transitions_by_cut_avo_and_the_rest_by_the_hvi_elbo
       g['params']['transitions']['forward'])])
   assert np.abs(fwd(cut) - fwd(uncut)).max() > 1e-4
   close(grad(method_loss, 0.0), elbo)
+  # The ablation: AVO steps that train the transitions alone.
+  config = config_lib.from_dict({'num_samples': 3, 'avo_a': 1.0,
+                                 'hvi': {'decoder_steps': 'elbo'}})
+  ablated = jax.jit(jax.grad(lambda p: methods.build('hvi_avo', model, config)(p, x, key)[0]))(
+      params)
+  close(ablated['params']['transitions'], cut['params']['transitions'])
+  for group in ('decoder', 'encoder'):
+    assert all(np.all(g == 0) for g in jax.tree.leaves(ablated['params'][group]))
+  config.hvi.decoder_steps = 'never'
+  with pytest.raises(ValueError, match="decoder_steps must be 'all' or 'elbo'"):
+    methods.build('hvi_avo', model, config)
   losses = jax.jit(lambda p: [method_loss(p, a) for a in (0.0, 1.0)])(params)
   np.testing.assert_allclose(losses[0], elbo_loss(params), rtol=1e-5)
   np.testing.assert_allclose(losses[1], elbo_loss(params) + avo_loss(params, True), rtol=1e-5)
