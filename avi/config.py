@@ -41,10 +41,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.adam_eps = 1e-4  # Burda et al.
   c.seed = 0
   c.num_devices = 0  # data-parallel over this many local devices; 0 = all
-  c.checkpoint_every_steps = 0  # 0 = at the end of every epoch
+  c.checkpoint_every_steps = 0  # 0 = at the end of every epoch (unless checkpoint_every_seconds)
+  c.checkpoint_every_seconds = 0.0  # > 0: checkpoint when this much wall time has passed
   c.keep_checkpoints = 2  # the newest ones are kept
   c.log_every_steps = 50
   c.eval_every_epochs = 0  # periodic valid/test log-likelihood; 0 = only at the end
+  # Model selection on the periodic valid log p(x) (needs eval_every_epochs and a valid
+  # split): patience > 0 stops after that many evaluations without a better one, and the
+  # final evaluation uses the best-on-valid checkpoint (DIR/best).
+  c.early_stopping = ml_collections.ConfigDict({'patience': 0})
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_samples = 5000  # K of the importance-sampling log-likelihood
@@ -76,7 +81,8 @@ ALIASES = {
 # checkpointed and logged, and how many epochs it lasts (raising --epochs continues the run,
 # except under a schedule that depends on the total length, see `trajectory`).
 NOT_TRAJECTORY = ('data_dir', 'epochs', 'eval', 'eval_every_epochs', 'num_devices',
-                  'checkpoint_every_steps', 'keep_checkpoints',
+                  'checkpoint_every_steps', 'checkpoint_every_seconds', 'keep_checkpoints',
+                  'early_stopping',
                   'log_every_steps')
 
 

@@ -15,6 +15,13 @@
 - A workdir can be extended: more epochs continue from the last checkpoint, another
   evaluation re-evaluates without training, and a finished, evaluated run returns
   its stored results (`avi.workdir`).
+- Model selection: with `early_stopping.patience` > 0 the periodic valid log p(x)
+  (`eval_every_epochs`) keeps the best epoch's params in DIR/best, training stops after
+  `patience` evaluations without improvement, and the final evaluation scores the best
+  params; the decision is a function of the stored valid curve, so a resumed run, or
+  one given more patience, continues exactly.
+- Checkpoints every epoch, every `checkpoint_every_steps`, or every
+  `checkpoint_every_seconds` of wall time (short epochs make per-epoch saves costly).
 """
 import os
 import sys
@@ -115,6 +122,21 @@ def _check_config(config) -> None:
       raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
   if config.learning_rate <= 0:
     raise ValueError(f'learning_rate must be > 0, got {config.learning_rate}')
+  if config.early_stopping.patience and (not config.eval_every_epochs
+                                         or 'valid' not in config.eval.splits):
+    raise ValueError('early_stopping.patience needs the periodic valid log-likelihood: set '
+                     "eval_every_epochs > 0 and keep 'valid' in eval.splits")
+
+
+def early_stopping_state(history: dict, patience: int) -> dict:
+  """The periodic valid log p(x) curve in `history` ({epoch: metrics}), its best (earliest
+  maximum) epoch, and whether `patience` > 0 evaluations since then failed to beat it."""
+  curve = {int(e): m['valid_log_px'] for e, m in history.items() if 'valid_log_px' in m}
+  best = max(sorted(curve), key=lambda e: curve[e]) if curve else None
+  since = sum(e > best for e in curve) if curve else 0
+  return {'patience': patience, 'valid_curve': {str(e): curve[e] for e in sorted(curve)},
+          'best_epoch': best, 'best_valid_log_px': curve[best] if curve else None,
+          'stopped': bool(patience) and since >= patience}
 
 
 def versions() -> dict[str, str]:
@@ -139,6 +161,9 @@ def setup(config, dataset: Optional[data_lib.Dataset] = None) -> Setup:
   """Data, model, params, loss and optimizer of a config."""
   _check_config(config)
   dataset = dataset or data_lib.load(config.dataset, config.data_dir or None)
+  if config.early_stopping.patience and 'valid' not in dataset.splits:
+    raise ValueError(f'early stopping needs a valid split; {dataset.name} has '
+                     f'{", ".join(dataset.splits)}')
   train_x = dataset.splits['train']
   if len(train_x) < config.batch_size:
     raise ValueError(f'batch_size={config.batch_size} exceeds the {len(train_x)} train examples')
@@ -156,8 +181,12 @@ def initial_state(params, tx: optax.GradientTransformation) -> State:
 
 
 def restore_params(workdir: str, config, dataset: data_lib.Dataset):
-  """The model and its latest checkpointed params from `workdir`."""
+  """(model, params, step) of `workdir`: its best-on-valid params under early stopping,
+  else its latest checkpoint's."""
   run = setup(config, dataset)
+  if config.early_stopping.patience:
+    params, step = workdir_lib.restore_best(workdir, run.params)
+    return run.model, params, step
   with workdir_lib.checkpoint_manager(workdir) as manager:
     state, _ = workdir_lib.restore(manager, initial_state(run.params, run.tx))
   return run.model, state['params'], int(state['step'])
@@ -185,7 +214,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   with (workdir_lib.checkpoint_manager(workdir, config.keep_checkpoints) as manager,
         SummaryWriter(os.path.join(workdir, 'tensorboard')) as writer):
     state, progress = _train(config, workdir, run, mesh, manager, writer, log)
-    results = _evaluate(config, workdir, run, state['params'], progress, mesh, writer, log)
+    params, selection = state['params'], None
+    if config.early_stopping.patience:
+      selection = early_stopping_state(progress['history'], config.early_stopping.patience)
+      params, selection['best_step'] = workdir_lib.restore_best(workdir, state['params'])
+      log(f'evaluating the best-on-valid params: epoch {selection["best_epoch"]} (valid log '
+          f'p(x) {selection["best_valid_log_px"]:.2f})')
+    results = _evaluate(config, workdir, run, params, progress, mesh, writer, log)
+    results['steps'] = int(state['step'])
+    if selection is not None:
+      results['early_stopping'] = selection
   workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
   return results
 
@@ -208,8 +246,8 @@ def _restore_or_init(workdir: str, run: Setup, mesh, manager, log) -> tuple[Stat
 def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tuple[State, dict]:
   """The training loop, from the last checkpoint to `run.total_steps`."""
   state, progress = _restore_or_init(workdir, run, mesh, manager, log)
-  start = int(state['step'])
-  if start >= run.total_steps:
+  start, patience = int(state['step']), config.early_stopping.patience
+  if start >= run.total_steps or early_stopping_state(progress['history'], patience)['stopped']:
     return state, progress
   # Per-epoch metrics, wall time and the running sums of the current epoch travel inside the
   # checkpoint (one atomic save), so a run killed at any point resumes with identical history.
@@ -218,12 +256,14 @@ def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tupl
   train_step = jax.jit(make_train_step(run.loss_fn, run.tx,
                                        run.dataset.binarization == data_lib.DYNAMIC,
                                        run.model.group_norms), donate_argnums=0)
-  checkpoint_every = config.checkpoint_every_steps or run.steps_per_epoch
+  every_seconds = config.checkpoint_every_seconds
+  checkpoint_every = config.checkpoint_every_steps or (0 if every_seconds else run.steps_per_epoch)
   train_x = run.dataset.splits['train']
   partial = progress['partial_epoch']
   sums = {k: jnp.float32(v) for k, v in partial['sums'].items()} if partial else None
   count = partial['count'] if partial else 0
   t0, order, order_epoch, metrics = time.time(), None, -1, {}
+  last_save, stop = t0, False
   seconds = lambda: progress['train_seconds'] + time.time() - t0
   display = _Progress(start, run.total_steps, log)
 
@@ -256,15 +296,27 @@ def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tupl
         means.update(reporting.periodic_eval(run.model, state['params'], run.dataset, config,
                                              epoch + 1))
       progress['history'][str(epoch + 1)] = means
+      if patience and 'valid_log_px' in means:
+        selection = early_stopping_state(progress['history'], patience)
+        if selection['best_epoch'] == epoch + 1:
+          workdir_lib.save_best(workdir, done, state['params'])
+        means['best_valid_log_px'], stop = selection['best_valid_log_px'], selection['stopped']
       for name, value in means.items():
         writer.add_scalar(f'epoch/{name}', value, epoch + 1)
       display.epoch(epoch + 1, done, means)
       sums, count = None, 0
-    if done % checkpoint_every == 0 or done == run.total_steps:
+    due = ((checkpoint_every and done % checkpoint_every == 0)
+           or (every_seconds and time.time() - last_save >= every_seconds))
+    if due or stop or done == run.total_steps:
       check_finite(done)
       progress['partial_epoch'] = ({'sums': {k: float(v) for k, v in sums.items()},
                                     'count': count} if sums is not None else None)
       workdir_lib.save(manager, done, state, {**progress, 'train_seconds': seconds()})
+      last_save = time.time()
+    if stop:
+      log(f'early stopping after epoch {epoch + 1}: no better valid log p(x) in {patience} '
+          'evaluations')
+      break
   display.close()
   return state, {**progress, 'train_seconds': seconds()}
 

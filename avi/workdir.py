@@ -3,7 +3,8 @@
 DIR/config.json holds the run's full config; a later command may change what does
 not alter the training trajectory (`config.NOT_TRAJECTORY`: more epochs, another
 evaluation), and is refused, naming the fields, for anything else.
-DIR/checkpoints holds orbax checkpoints of the training state and its progress.
+DIR/checkpoints holds orbax checkpoints of the training state and its progress;
+DIR/best the params of the best-on-valid epoch when early stopping is on.
 """
 import json
 import os
@@ -57,16 +58,18 @@ def lock(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 
 def stored_results(workdir: str, config: ml_collections.ConfigDict, total_steps: int):
-  """DIR/results.json if it evaluates the latest checkpoint, at `total_steps`, with
-  `config.eval`; else None."""
+  """DIR/results.json if it evaluates the latest checkpoint, at `total_steps` or where early
+  stopping ended the run, with `config.eval` and `config.early_stopping`; else None."""
   path = os.path.join(workdir, 'results.json')
   if not os.path.exists(path):
     return None
   stored = read_json(path)
   with checkpoint_manager(workdir) as manager:
     latest = manager.latest_step()
-  if (latest == stored['steps'] == total_steps
-      and stored['settings']['eval'] == settings(config)['eval']):
+  wanted = settings(config)
+  finished = stored['steps'] == total_steps or stored.get('early_stopping', {}).get('stopped')
+  if (latest == stored['steps'] and finished
+      and all(stored['settings'].get(k) == wanted[k] for k in ('eval', 'early_stopping'))):
     return stored
   return None
 
@@ -87,6 +90,30 @@ def restore(manager: ocp.CheckpointManager, state_template):
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(template), progress=ocp.args.JsonRestore()))
   return restored['state'], restored['progress']
+
+
+def best_manager(workdir: str) -> ocp.CheckpointManager:
+  """DIR/best: the params of the best-on-valid epoch (one checkpoint)."""
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), 'best'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+
+
+def save_best(workdir: str, step: int, params) -> None:
+  with best_manager(workdir) as manager:
+    if step not in manager.all_steps():  # a resumed run re-reaches the same best exactly
+      manager.save(step, args=ocp.args.StandardSave(params))
+      manager.wait_until_finished()
+
+
+def restore_best(workdir: str, params_template):
+  """(params, step) of DIR/best, shaped like the template."""
+  with best_manager(workdir) as manager:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f'no best-on-valid checkpoint in {workdir}/best')
+    template = jax.tree.map(ocp.utils.to_shape_dtype_struct, params_template)
+    return manager.restore(step, args=ocp.args.StandardRestore(template)), step
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, progress: dict) -> None:

@@ -158,6 +158,45 @@ def test_workdir_with_other_settings_is_refused(tmp_path):
                              tiny_dataset())
 
 
+def test_early_stopping_keeps_and_evaluates_the_best_on_valid_params(tmp_path, monkeypatch):
+  # A scripted valid curve: best at epoch 2, so patience 2 stops after epoch 4; with patience
+  # 4 the run continues to a new best at epoch 5 and stops after epoch 9.
+  curve = [-10, -9, -9.5, -9.8, -8, -8.5, -8.6, -8.7, -8.8, -8.9]
+  monkeypatch.setattr(reporting, 'periodic_eval',
+                      lambda model, params, dataset, config, epoch: {
+                          'valid_log_px': curve[epoch - 1]})
+  dataset = tiny_dataset()
+  config = tiny_config(epochs=10, eval_every_epochs=1)
+  config.early_stopping.patience = 2
+  lines = []
+  results = train.train_and_evaluate(config, str(tmp_path), dataset, log=lines.append)
+  selection = results['early_stopping']
+  assert selection['stopped'] and selection['best_epoch'] == 2
+  assert list(selection['valid_curve']) == ['1', '2', '3', '4'] and results['steps'] == 24
+  assert any('early stopping after epoch 4' in line for line in lines)
+  # The final evaluation scored the best params (DIR/best), not the last ones.
+  model, params, step = train.restore_params(str(tmp_path), config, dataset)
+  assert step == selection['best_step'] == 12
+  again = reporting.evaluate_splits(model, params, dataset, config,
+                                    jax.random.fold_in(jax.random.key(config.seed), 2))
+  assert again['test']['summary']['log_px'] == results['evaluation']['test']['log_px']
+  # A stopped run returns its stored results; more patience continues it from the stop.
+  assert train.train_and_evaluate(config, str(tmp_path), dataset, log=lambda s: None) == results
+  config.early_stopping.patience = 4
+  longer = train.train_and_evaluate(config, str(tmp_path), dataset, log=lambda s: None)
+  assert longer['steps'] == 54 and longer['early_stopping']['best_epoch'] == 5
+  assert longer['history']['4'] == results['history']['4']
+  with pytest.raises(ValueError, match='needs the periodic valid log-likelihood'):
+    train.setup(tiny_config(**{'early_stopping.patience': 2}), dataset)
+
+
+@pytest.mark.parametrize('seconds, kept', [(1e-9, [17, 18]), (1e9, [18])])
+def test_checkpoints_by_wall_time_replace_the_per_epoch_default(tmp_path, seconds, kept):
+  config = tiny_config(checkpoint_every_seconds=seconds)
+  train.train_and_evaluate(config, str(tmp_path), tiny_dataset(), log=lambda s: None)
+  assert sorted(int(d) for d in os.listdir(tmp_path / 'checkpoints') if d.isdigit()) == kept
+
+
 @pytest.mark.parametrize('field, value, message', [
     ('k', 0, 'k must be an integer >= 1'), ('batch_size', 0, 'batch_size must be'),
     ('method', 'elbo2', "unknown method 'elbo2'"), ('architecture', 'big', 'unknown architecture'),
