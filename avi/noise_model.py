@@ -53,8 +53,12 @@ class Settings(NamedTuple):
   num_transitions: int = 10
   avo_a: float = 0.5
   decoder_steps: str = 'all'  # hvi_avo: also 'elbo' (AVO steps train only the transitions)
-  start: str = 'identity'  # the transitions at init (`hvi.Refinement`)
-  init_scale: float = 0.01
+  # The transitions (`hvi.Refinement`): identity start, std 0.1 + a floor of 0.05. With the
+  # 1e-3 floor AVO's loss spikes to 1e6-1e8 within 5,000 steps, and a std of 0.01 stalls
+  # even plain HVI in this 1-d model (docs/avo.md).
+  start: str = 'identity'
+  init_scale: float = 0.1
+  min_scale: float = 0.05
   hidden: int = 64
   steps: int = 5000
   batch_size: int = 128
@@ -80,7 +84,8 @@ class NoiseVAE(nn.Module):
 
   def _op(self) -> hvi.Refinement:
     s = self.settings
-    return hvi.Refinement(s.hidden, 'elu', s.start, s.init_scale, parent=None)
+    return hvi.Refinement(s.hidden, 'elu', s.start, s.init_scale, min_scale=s.min_scale,
+                          parent=None)
 
   def __call__(self, x):
     if self.settings.model == 'iwae_prior':

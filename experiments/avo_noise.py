@@ -38,7 +38,8 @@ _MODELS = flags.DEFINE_list('models', list(nm.MODELS), 'Models to fit.')
 _DECODER_STEPS = flags.DEFINE_enum('decoder_steps', 'all', ['all', 'elbo'],
                                    'HVI-AVO: steps that train the decoder and q_0.')
 _START = flags.DEFINE_enum('start', 'identity', list(hvi.INITS), 'HVI-AVO: transitions at init.')
-_INIT_SCALE = flags.DEFINE_float('init_scale', 0.01, 'HVI-AVO: transition std at init.')
+_INIT_SCALE = flags.DEFINE_float('init_scale', 0.1, 'HVI-AVO: transition std at init.')
+_MIN_SCALE = flags.DEFINE_float('min_scale', 0.05, 'HVI-AVO: floor on the transition std.')
 
 ETA = 0.75
 QUERIES = ((-0.3, -1.0), (0.0, -1.0), (0.3, -1.0))
@@ -61,14 +62,15 @@ def main(argv):
   os.makedirs(_WORKDIR.value, exist_ok=True)
   results = {'settings': {name: flags.FLAGS[name].value for name in (
       'steps', 'num_data', 'num_test', 'noise_std', 'iwae_k', 'num_transitions', 'avo_a', 'seed',
-      'models', 'decoder_steps', 'start', 'init_scale')},
+      'models', 'decoder_steps', 'start', 'init_scale', 'min_scale')},
              'models': {}}
   fitted = {}
   for name in _MODELS.value:
     settings = nm.Settings(model=name, num_particles=_IWAE_K.value if name == 'iwae_prior' else 1,
                            num_transitions=_T.value, avo_a=_A.value,
                            decoder_steps=_DECODER_STEPS.value, start=_START.value,
-                           init_scale=_INIT_SCALE.value, steps=_STEPS.value)
+                           init_scale=_INIT_SCALE.value, min_scale=_MIN_SCALE.value,
+                           steps=_STEPS.value)
     model, params, losses = nm.fit(settings, data, jax.random.fold_in(key, 2))
     fitted[name] = (model, params)
     z, density = nm.posterior(model, params, jnp.array(QUERIES[1]))
