@@ -23,7 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
       'num_transitions': 0,  # T > 0: q_0(z_0 | x) refined by T transitions (Huang et al.)
       'avo_a': 0.5,  # hvi_avo: probability of an AVO step (else an ELBO step)
       'start': 'identity',  # the transitions' map at init: identity | stationary (hvi.Refinement)
-      'init_scale': 0.01,  # their std at init (plus a 1e-3 floor)
+      'init_scale': 0.01,  # their std at init (plus the floor)
+      'min_scale': 1e-3,  # a floor on their std (the noise model needs 0.05 for a stable AVO)
       'context_rank': 32,  # rank of the context -> conditional-head maps (0 = full)
       'decoder_steps': 'all',  # hvi_avo: decoder and q_0 learn in all steps, or 'elbo' steps only
   })

@@ -211,7 +211,7 @@ def init_vae(key: jax.Array, arch: networks.Architecture, train_x: np.ndarray,
 
 def from_config(config, train_x: np.ndarray) -> tuple[BernoulliVAE, Any]:
   """The `BernoulliVAE` a training config describes (`config.architecture`, `latent_dim`,
-  `air.encoder_max_norm`, `hvi.{num_transitions,start,init_scale,context_rank}`),
+  `air.encoder_max_norm`, `hvi.{num_transitions,start,init_scale,context_rank,min_scale}`),
   initialized from `config.seed`."""
   if config.architecture not in networks.PRESETS:
     raise ValueError(f'unknown architecture {config.architecture!r}; '
@@ -222,5 +222,6 @@ def from_config(config, train_x: np.ndarray) -> tuple[BernoulliVAE, Any]:
                              num_transitions=config.hvi.num_transitions,
                              transition_start=config.hvi.start,
                              transition_init_scale=config.hvi.init_scale,
-                             transition_context_rank=config.hvi.context_rank)
+                             transition_context_rank=config.hvi.context_rank,
+                             transition_min_scale=config.hvi.min_scale)
   return init_vae(jax.random.fold_in(jax.random.key(config.seed), 0), arch, train_x)

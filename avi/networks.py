@@ -23,8 +23,9 @@ class Architecture:
   `num_transitions` T > 0 refines the encoder's q_0(z_0 | x) by T stochastic
   transitions conditioned on x (hierarchical VI, Huang et al. 2018, Sec. 4.2),
   each with `transition_hidden` ELU units, starting as `transition_start` with std
-  `transition_init_scale`, conditioned on the encoder's last hidden layer through
-  rank-`transition_context_rank` maps (0: full rank; `hvi.Refinement`).
+  `transition_init_scale` (floored at `transition_min_scale`), conditioned on the encoder's
+  last hidden layer through rank-`transition_context_rank` maps (0: full rank;
+  `hvi.Refinement`).
   """
   hidden: tuple[int, ...]
   latent_dim: int
@@ -35,6 +36,7 @@ class Architecture:
   transition_start: str = 'identity'
   transition_init_scale: float = 0.01
   transition_context_rank: int = 32
+  transition_min_scale: float = 1e-3
 
 
 PRESETS: dict[str, Architecture] = {
@@ -155,7 +157,7 @@ class VAE(nn.Module):
     # Unbound (parent=None): the stacked parameters are applied to it inside lax.scan.
     return hvi.Refinement(self.arch.transition_hidden, 'elu', self.arch.transition_start,
                           self.arch.transition_init_scale, self.arch.transition_context_rank,
-                          parent=None)
+                          self.arch.transition_min_scale, parent=None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     mean, _ = self.encode(x)

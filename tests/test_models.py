@@ -119,14 +119,15 @@ def test_from_config_reads_the_model_fields():
       'architecture': 'rem', 'latent_dim': 3, 'seed': 0,
       'air': {'encoder_max_norm': 2.0},
       'hvi': {'num_transitions': 1, 'start': 'stationary', 'init_scale': 0.5,
-              'context_rank': 4}})
+              'context_rank': 4, 'min_scale': 0.02}})
   x = (np.random.default_rng(0).random((4, 784)) < 0.4).astype(np.float32)
   model, params = models.from_config(config, x)
   assert model.arch == dataclasses.replace(networks.PRESETS['rem'], latent_dim=3,
                                            encoder_max_norm=2.0, num_transitions=1,
                                            transition_start='stationary',
                                            transition_init_scale=0.5,
-                                           transition_context_rank=4)
+                                           transition_context_rank=4,
+                                           transition_min_scale=0.02)
   assert set(model.groups) == {'decoder', 'encoder', 'forward', 'backward'}
   config.architecture = 'huge'
   with pytest.raises(ValueError, match="unknown architecture 'huge'"):
