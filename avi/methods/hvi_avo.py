@@ -6,12 +6,13 @@ for every parameter. In an AVO step the transitions (groups `forward` and `backw
 learn from eq. 4 for every transition (targets log f_t = log p(z_t) + alpha_t
 log p(x | z_t), f_0 the prior and f_T the joint, gradients cut between transitions),
 while the decoder and q_0 learn from the HVI ELBO of the same chains: eq. 4 and Sec.
-4.3 optimize q_t and r_t only, and a decoder fitted to the tempered targets at the
-deliberately broad intermediate z_t is biased (docs/avo.md measures it). The choice
+4.3 optimize q_t and r_t only, not a decoder fitted to the tempered targets at the
+deliberately broad intermediate z_t. The choice
 is drawn inside the compiled step (`lax.cond`), so only the chosen step is computed.
 M = `config.num_samples` chains per example. Plain HVI is the `vae` method with T >= 1.
 `config.hvi.decoder_steps = 'elbo'` leaves the decoder and q_0 untrained in AVO steps
-(an ablation; 'all', the default, measured better).
+(an ablation; on the noise model neither setting wins beyond the noise of its training,
+docs/avo.md).
 
 With a warm-up (`config.warmup`), beta scales every entropy and cross-entropy term of
 both objectives: log p(z) - log q in the ELBO (eq. 2), and in eq. 4 the prior part of
@@ -31,6 +32,7 @@ from avi.methods import Terms
 from avi.methods import warmup_beta
 
 TRANSITIONS = ('forward', 'backward')
+
 
 @register('hvi_avo', warmup=True)
 def make_hvi_avo(model, config):
