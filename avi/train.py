@@ -218,6 +218,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if config.early_stopping.patience:
       selection = early_stopping_state(progress['history'], config.early_stopping.patience)
       params, selection['best_step'] = workdir_lib.restore_best(workdir, state['params'])
+      selection['stopped_epoch'] = (int(state['step']) // run.steps_per_epoch
+                                    if selection['stopped'] else None)
       log(f'evaluating the best-on-valid params: epoch {selection["best_epoch"]} (valid log '
           f'p(x) {selection["best_valid_log_px"]:.2f})')
     results = _evaluate(config, workdir, run, params, progress, mesh, writer, log)

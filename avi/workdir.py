@@ -66,10 +66,11 @@ def stored_results(workdir: str, config: ml_collections.ConfigDict, total_steps:
   stored = read_json(path)
   with checkpoint_manager(workdir) as manager:
     latest = manager.latest_step()
-  wanted = settings(config)
+  # Settings written before a field existed get its default (as when the run is resumed).
+  have, wanted = settings(config_lib.from_dict(stored['settings'])), settings(config)
   finished = stored['steps'] == total_steps or stored.get('early_stopping', {}).get('stopped')
   if (latest == stored['steps'] and finished
-      and all(stored['settings'].get(k) == wanted[k] for k in ('eval', 'early_stopping'))):
+      and all(have[k] == wanted[k] for k in ('eval', 'early_stopping'))):
     return stored
   return None
 

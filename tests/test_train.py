@@ -172,6 +172,7 @@ def test_early_stopping_keeps_and_evaluates_the_best_on_valid_params(tmp_path, m
   results = train.train_and_evaluate(config, str(tmp_path), dataset, log=lines.append)
   selection = results['early_stopping']
   assert selection['stopped'] and selection['best_epoch'] == 2
+  assert selection['stopped_epoch'] == 4
   assert list(selection['valid_curve']) == ['1', '2', '3', '4'] and results['steps'] == 24
   assert any('early stopping after epoch 4' in line for line in lines)
   # The final evaluation scored the best params (DIR/best), not the last ones.
