@@ -139,6 +139,12 @@ def early_stopping_state(history: dict, patience: int) -> dict:
           'stopped': bool(patience) and since >= patience}
 
 
+def best_step(history: dict, steps_per_epoch: int):
+  """The last step of the best-on-valid epoch in `history` (None before any valid log p(x))."""
+  best = early_stopping_state(history, 0)['best_epoch']
+  return None if best is None else best * steps_per_epoch
+
+
 def versions() -> dict[str, str]:
   import flax, orbax.checkpoint  # pylint: disable=g-import-not-at-top,multiple-imports
   return {'jax': jax.__version__, 'flax': flax.__version__, 'optax': optax.__version__,
@@ -184,11 +190,11 @@ def restore_params(workdir: str, config, dataset: data_lib.Dataset):
   """(model, params, step) of `workdir`: its best-on-valid params under early stopping,
   else its latest checkpoint's."""
   run = setup(config, dataset)
-  if config.early_stopping.patience:
-    params, step = workdir_lib.restore_best(workdir, run.params)
-    return run.model, params, step
   with workdir_lib.checkpoint_manager(workdir) as manager:
-    state, _ = workdir_lib.restore(manager, initial_state(run.params, run.tx))
+    state, progress = workdir_lib.restore(manager, initial_state(run.params, run.tx))
+  if config.early_stopping.patience:
+    step = best_step(progress['history'], run.steps_per_epoch)
+    return run.model, workdir_lib.restore_best(workdir, run.params, step), step
   return run.model, state['params'], int(state['step'])
 
 
@@ -217,7 +223,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     params, selection = state['params'], None
     if config.early_stopping.patience:
       selection = early_stopping_state(progress['history'], config.early_stopping.patience)
-      params, selection['best_step'] = workdir_lib.restore_best(workdir, state['params'])
+      selection['best_step'] = best_step(progress['history'], run.steps_per_epoch)
+      params = workdir_lib.restore_best(workdir, state['params'], selection['best_step'])
       selection['stopped_epoch'] = (int(state['step']) // run.steps_per_epoch
                                     if selection['stopped'] else None)
       log(f'evaluating the best-on-valid params: epoch {selection["best_epoch"]} (valid log '
@@ -234,6 +241,8 @@ def _restore_or_init(workdir: str, run: Setup, mesh, manager, log) -> tuple[Stat
   state = jax.device_put(initial_state(run.params, run.tx), NamedSharding(mesh, P()))
   progress = {'train_seconds': 0.0, 'history': {}, 'partial_epoch': None}
   latest = manager.latest_step()
+  # Bests saved after the last checkpoint belong to a trajectory that a kill lost.
+  workdir_lib.prune_best(workdir, lambda step: latest is not None and step <= latest)
   if latest is None:
     return state, progress
   if latest > run.total_steps:
@@ -314,6 +323,9 @@ def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tupl
       progress['partial_epoch'] = ({'sums': {k: float(v) for k, v in sums.items()},
                                     'count': count} if sums is not None else None)
       workdir_lib.save(manager, done, state, {**progress, 'train_seconds': seconds()})
+      if patience:  # the saved history now names the best; older bests are superseded
+        best = best_step(progress['history'], run.steps_per_epoch)
+        workdir_lib.prune_best(workdir, lambda s: s == best)
       last_save = time.time()
     if stop:
       log(f'early stopping after epoch {epoch + 1}: no better valid log p(x) in {patience} '

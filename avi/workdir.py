@@ -8,6 +8,7 @@ DIR/best the params of the best-on-valid epoch when early stopping is on.
 """
 import json
 import os
+from typing import Callable
 
 import jax
 import ml_collections
@@ -94,10 +95,11 @@ def restore(manager: ocp.CheckpointManager, state_template):
 
 
 def best_manager(workdir: str) -> ocp.CheckpointManager:
-  """DIR/best: the params of the best-on-valid epoch (one checkpoint)."""
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), 'best'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+  """DIR/best: the params of best-on-valid epochs, keyed by step and pruned by the loop
+  (`prune_best`), not by orbax: a best saved after the last regular checkpoint belongs to a
+  trajectory that a kill may lose."""
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), 'best'),
+                               options=ocp.CheckpointManagerOptions(create=True))
 
 
 def save_best(workdir: str, step: int, params) -> None:
@@ -107,14 +109,23 @@ def save_best(workdir: str, step: int, params) -> None:
       manager.wait_until_finished()
 
 
-def restore_best(workdir: str, params_template):
-  """(params, step) of DIR/best, shaped like the template."""
+def prune_best(workdir: str, keep: Callable[[int], bool]) -> None:
+  """Deletes the best-on-valid checkpoints whose step `keep` rejects."""
   with best_manager(workdir) as manager:
-    step = manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'no best-on-valid checkpoint in {workdir}/best')
+    for step in manager.all_steps():
+      if not keep(step):
+        manager.delete(step)
+
+
+def restore_best(workdir: str, params_template, step: int):
+  """The params saved in DIR/best at `step` (the best epoch's last step), shaped like the
+  template."""
+  with best_manager(workdir) as manager:
+    if step not in manager.all_steps():
+      raise FileNotFoundError(f'no best-on-valid checkpoint of step {step} in {workdir}/best '
+                              f'(it holds steps {sorted(manager.all_steps())})')
     template = jax.tree.map(ocp.utils.to_shape_dtype_struct, params_template)
-    return manager.restore(step, args=ocp.args.StandardRestore(template)), step
+    return manager.restore(step, args=ocp.args.StandardRestore(template))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, progress: dict) -> None:

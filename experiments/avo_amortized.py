@@ -44,6 +44,13 @@ _VALID_K = flags.DEFINE_integer(
 _WARMUP = flags.DEFINE_integer('warmup_epochs', 0, 'Epochs of deterministic warm-up '
                                '(beta from 0.01 to 1 on log p(z) - log q).')
 _TRAIN_SUBSET = flags.DEFINE_integer('train_subset', 10000, 'Train points of L_tr.')
+_INIT_SCALE = flags.DEFINE_float('init_scale', 0.01, 'HVI: transition std at init.')
+_MIN_SCALE = flags.DEFINE_float('min_scale', 1e-3, 'HVI: floor on the transition std.')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every_epochs', 0, 'Periodic valid log p(x) (K = 100 '
+                                   'on 1,000 points); 0: only at the end.')
+_PATIENCE = flags.DEFINE_integer('patience', 0, 'Early stopping: periodic evaluations without a '
+                                 'better valid log p(x); the best-on-valid params are scored. '
+                                 '0: train all epochs.')
 
 # Huang et al. (2018), Table 1a: -L_tr, -L_va, -log p(D_va), -L_te, -log p(D_te).
 PAPER = {'vae': (84.69, 92.37, 87.49, 92.40, 87.50), 'hvi': (84.51, 92.37, 87.63, 92.48, 87.62),
@@ -69,8 +76,12 @@ def run_config(model: str):
   c.eval.num_samples = _EVAL_K.value
   c.eval.train_subset = _TRAIN_SUBSET.value
   c.eval.iwae_ks = ()
+  c.hvi.init_scale, c.hvi.min_scale = _INIT_SCALE.value, _MIN_SCALE.value
+  c.eval_every_epochs, c.early_stopping.patience = _EVAL_EVERY.value, _PATIENCE.value
+  c.checkpoint_every_seconds = 60.
   if _VALID_K.value:
-    c.eval.splits = ('test',)
+    # The periodic evaluation of early stopping reads the valid split.
+    c.eval.splits = ('valid', 'test') if _PATIENCE.value else ('test',)
   return c
 
 
@@ -108,7 +119,8 @@ def main(argv):
     config.warmup.steps = _WARMUP.value * (len(dataset.splits['train']) // config.batch_size)
   out = {'settings': {name: flags.FLAGS[name].value for name in (
       'dataset', 'models', 'num_transitions', 'epochs', 'batch_size', 'learning_rate', 'seed',
-      'eval_k', 'valid_k', 'warmup_epochs', 'train_subset')}, 'table': {}, 'paper': PAPER}
+      'eval_k', 'valid_k', 'warmup_epochs', 'train_subset', 'init_scale', 'min_scale',
+      'eval_every_epochs', 'patience')}, 'table': {}, 'paper': PAPER}
   lines = ['| model | ' + ' | '.join(COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']
   for model, config in configs.items():
     workdir = os.path.join(_WORKDIR.value, model)
@@ -118,6 +130,7 @@ def main(argv):
     values = row(results['evaluation'])
     out['table'][model] = {'values': dict(zip(COLUMNS, values)),
                            'train_seconds': results['train_seconds'],
+                           'early_stopping': results.get('early_stopping'),
                            'test_log_px_stderr': results['evaluation']['test']['log_px']['stderr']}
     paper = PAPER.get(model)
     cells = [f'{v:.2f}' + (f' [{paper[i]:.2f}]' if paper and i < 5 else '')

@@ -15,6 +15,7 @@ from avi import methods
 from avi import reporting
 from avi import schedules
 from avi import train
+from avi import workdir as workdir_lib
 from avi.methods import vae_iwae
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -189,6 +190,32 @@ def test_early_stopping_keeps_and_evaluates_the_best_on_valid_params(tmp_path, m
   assert longer['history']['4'] == results['history']['4']
   with pytest.raises(ValueError, match='needs the periodic valid log-likelihood'):
     train.setup(tiny_config(**{'early_stopping.patience': 2}), dataset)
+
+
+def test_a_best_saved_after_the_last_checkpoint_is_dropped_on_resume(tmp_path, monkeypatch):
+  # Checkpoints every 2 epochs (12 steps); epoch 3's new best (step 18) is saved, then the run
+  # is killed in epoch 4. The resumed history ends at epoch 2, whose best is step 12.
+  class Killed(Exception):
+    pass
+
+  def periodic_eval(model, params, dataset, config, epoch):
+    if epoch == 4:
+      raise Killed
+    return {'valid_log_px': [-10, -9, -8][epoch - 1]}
+
+  monkeypatch.setattr(reporting, 'periodic_eval', periodic_eval)
+  dataset = tiny_dataset()
+  config = tiny_config(epochs=5, eval_every_epochs=1, checkpoint_every_steps=12)
+  config.early_stopping.patience = 3
+  with pytest.raises(Killed):
+    train.train_and_evaluate(config, str(tmp_path), dataset, log=lambda s: None)
+  best_steps = lambda: sorted(workdir_lib.best_manager(str(tmp_path)).all_steps())
+  assert best_steps() == [12, 18]
+  config.epochs = 2  # stop at the last checkpoint
+  results = train.train_and_evaluate(config, str(tmp_path), dataset, log=lambda s: None)
+  assert results['early_stopping']['best_epoch'] == 2
+  assert results['early_stopping']['best_step'] == 12 and best_steps() == [12]
+  assert train.restore_params(str(tmp_path), config, dataset)[2] == 12
 
 
 @pytest.mark.parametrize('seconds, kept', [(1e-9, [17, 18]), (1e9, [18])])
