@@ -43,12 +43,17 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=Tr
 _DATASET = flags.DEFINE_string('dataset', 'caltech101_silhouettes', 'Dataset name or .npz path.')
 _DATA_DIR = flags.DEFINE_string('data_dir', '', 'Local data files.')
 _ARCH = flags.DEFINE_string('architecture', 'burda', 'Network preset.')
-_TABLE_KS = flags.DEFINE_list('table_ks', ['1', '8'], 'k of the tables (the paper: 1, 8, 64).')
-_SWEEP_KS = flags.DEFINE_list('sweep_ks', ['1', '8'], 'k of the sweep (the paper: 1, 8, 64).')
+_TABLE_KS = flags.DEFINE_list('table_ks', ['1', '8', '64'], 'k of the tables.')
+_SWEEP_KS = flags.DEFINE_list('sweep_ks', ['1', '8', '64'], 'k of the sweep.')
 _SIGMAS = flags.DEFINE_list('sigmas', ['0.1', '0.3', '0.9'], 'Grid of DVAE noise stds.')
 _NORMS = flags.DEFINE_list('max_norms', ['0.5', '2', '8'], 'Grid of WNI bounds H.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Table seeds; the sweep uses the first.')
-_EPOCHS = flags.DEFINE_integer('epochs', 200, 'Training epochs of every run.')
+_EPOCHS = flags.DEFINE_integer('epochs', 1000, 'Most training epochs of a run (early stopping '
+                               'ends it sooner).')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every_epochs', 10, 'Epochs between the valid log p(x) '
+                                   'estimates of model selection (K = 100, 1,000 points).')
+_PATIENCE = flags.DEFINE_integer('patience', 5, 'Early stopping: valid estimates without a better '
+                                 'one; the best-on-valid params are scored. 0: no selection.')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate (constant).')
 _SELECT_K = flags.DEFINE_integer('select_k', 1000, 'IS particles of the sweep log p(x).')
@@ -56,7 +61,7 @@ _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'IS particles of the IW-SVI log p
 _SVI_STEPS = flags.DEFINE_integer('iw_svi_steps', 100, 'IW-SVI refinement steps per test point.')
 _SVI_K = flags.DEFINE_integer('iw_svi_k', 100, 'IW-SVI: k of the refined IWAE-k bound.')
 _SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 1e-3, 'IW-SVI: Adam step size.')
-_EVAL_POINTS = flags.DEFINE_integer('eval_points', 500,
+_EVAL_POINTS = flags.DEFINE_integer('eval_points', 0,
                                     'Test points of the IW-SVI tables (the first N); 0 = all.')
 
 def grid(model: str) -> list[float]:
@@ -79,6 +84,8 @@ def run_config(model: str, k: int, value: float, seed: int):
   c.air.denoise_alpha = alpha
   c.epochs, c.batch_size, c.learning_rate, c.seed = (_EPOCHS.value, _BATCH.value, _LR.value,
                                                      seed)
+  c.eval_every_epochs, c.early_stopping.patience = _EVAL_EVERY.value, _PATIENCE.value
+  c.checkpoint_every_seconds = 60.  # a Caltech epoch is 41 steps: per-epoch saves dominate
   c.eval.num_samples = _SELECT_K.value
   c.eval.splits = ('valid', 'test')
   c.eval.iwae_ks = ()
@@ -153,7 +160,8 @@ def main(argv):
       for value in grid(model):
         _, r = train_run(dataset, model, k, value, seeds[0])
         sweep[str(k)][model][f'{value:g}'] = {
-            s: r['evaluation'][s]['log_px']['mean'] for s in ('valid', 'test')}
+            **{s: r['evaluation'][s]['log_px']['mean'] for s in ('valid', 'test')},
+            'best_epoch': (r.get('early_stopping') or {}).get('best_epoch')}
     selection[str(k)] = air_tables.select(sweep[str(k)])
   air_tables.sweep_figures(sweep, _WORKDIR.value)
 
@@ -172,7 +180,7 @@ def main(argv):
             f'gap {r["inference_gap"][0]:.2f}', flush=True)
   settings = {name: flags.FLAGS[name].value for name in (
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
-      'epochs', 'batch_size', 'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k',
+      'epochs', 'eval_every_epochs', 'patience', 'batch_size', 'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k',
       'iw_svi_learning_rate', 'eval_points')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,
          'selection': selection, 'tables': tables,
