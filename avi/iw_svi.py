@@ -7,7 +7,7 @@ importance sampling from the refined proposal with the chunked evaluator.
 Examples whose refinement goes non-finite are reported, never averaged away.
 """
 import functools
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -63,13 +63,15 @@ def refine(log_joint_fn: LogJointFn, x: jax.Array, mean: jax.Array, scale: jax.A
 def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int = 100,
                    k: int = 100, learning_rate: float = 1e-3, num_samples: int = 5000,
                    batch_size: int = 100, chunk_size: int = 100,
-                   iwae_ks: Sequence[int] = ()) -> dict[str, np.ndarray]:
+                   iwae_ks: Sequence[int] = (),
+                   amortized_num_samples: Optional[int] = None) -> dict[str, np.ndarray]:
   """IW-SVI estimates for a dataset `[N, P]` under a `models.LatentVariableModel` with a
   Gaussian encoder, `[N]` each.
 
-  `log_px` (IS from the refined proposals), `amortized_log_px` (IS from q(z | x)
-  itself), the amortized `elbo` and amortized `iwae{k}` (E[L_k], k in `iwae_ks`,
-  each dividing chunk_size), the `inference_gap` log p(x) - ELBO, and a
+  `log_px` (IS from the refined proposals, K = num_samples), `amortized_log_px` (IS
+  from q(z | x) itself, K = amortized_num_samples, default num_samples), the amortized
+  `elbo` and amortized `iwae{k}` (E[L_k], k in `iwae_ks`, each dividing chunk_size, from
+  the same K), the `inference_gap` log p(x) - ELBO, and a
   `nonfinite` mask of examples whose refinement diverged (their `log_px` is NaN).
   The amortized proposal is the model's q_0(z | x) (`model.encode`).
   """
@@ -77,22 +79,24 @@ def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int =
   refine_batch = jax.jit(functools.partial(refine, log_joint_fn, steps=steps, k=k,
                                            learning_rate=learning_rate))
 
-  def estimate(x, mean, scale, key, ks):
+  def estimate(x, mean, scale, key, ks, n_total):
     def log_weights_fn(kk, xx, n):
       z = dist.diag_gaussian_sample(kk, mean, scale, n)
       return log_joint_fn(xx, z) - dist.diag_gaussian_log_prob(z, mean, scale)
-    return evaluation.chunked_estimates(log_weights_fn, x, key, num_samples, chunk_size, ks)
+    return evaluation.chunked_estimates(log_weights_fn, x, key, n_total, chunk_size, ks)
 
-  estimate = jax.jit(estimate, static_argnums=4)
+  estimate = jax.jit(estimate, static_argnums=(4, 5))
+  amortized_num_samples = amortized_num_samples or num_samples
   out = {'log_px': [], 'amortized_log_px': [], 'elbo': [], 'nonfinite': [],
          **{f'iwae{k}': [] for k in iwae_ks}}
   for i, start in enumerate(range(0, len(data), batch_size)):
     x = jnp.asarray(data[start:start + batch_size], jnp.float32)
     key_i = jax.random.fold_in(key, i)
     mean, scale, _ = model.encode(params, x)
-    amortized = estimate(x, mean, scale, jax.random.fold_in(key_i, 0), tuple(iwae_ks))
+    amortized = estimate(x, mean, scale, jax.random.fold_in(key_i, 0), tuple(iwae_ks),
+                         amortized_num_samples)
     r_mean, r_scale, _ = refine_batch(x, mean, scale, jax.random.fold_in(key_i, 1))
-    refined = estimate(x, r_mean, r_scale, jax.random.fold_in(key_i, 2), ())
+    refined = estimate(x, r_mean, r_scale, jax.random.fold_in(key_i, 2), (), num_samples)
     bad = ~(jnp.all(jnp.isfinite(r_mean), -1) & jnp.all(jnp.isfinite(r_scale), -1)
             & jnp.isfinite(refined['log_px']))
     out['log_px'].append(np.asarray(refined['log_px']))

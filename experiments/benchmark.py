@@ -7,7 +7,6 @@ chunk, times the number of chunks); the peak is the best float32 matmul rate
 measured in the same process.
 """
 import dataclasses
-import functools
 import inspect
 import json
 import time
@@ -20,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from avi import config as config_lib
+from avi import data as data_lib
 from avi import energy_fit
 from avi import evaluation
 from avi import gaussian_model as gm
@@ -29,6 +29,7 @@ from avi import models
 from avi import networks
 from avi import snr_study
 from avi import train
+from avi import workdir as workdir_lib
 
 _JSON = flags.DEFINE_string('json', None, 'Also write the results here as JSON.')
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['20', '100'], 'Training batch sizes.')
@@ -39,7 +40,11 @@ _MIN_SECONDS = flags.DEFINE_float('min_seconds', 2.0, 'Minimum timed duration pe
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
-_IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (default S, k; K = eval_k).')
+_IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (its defaults and the earlier ones).')
+_IW_SVI_WORKDIR = flags.DEFINE_string(
+    'iw_svi_workdir', None, 'A trained experiments.train workdir: IW-SVI is timed on its model '
+    'and its convergence curve (estimate against S, k, rate and K) computed on its test split.')
+_IW_SVI_POINTS = flags.DEFINE_integer('iw_svi_points', 100, 'Test points of the IW-SVI curve.')
 
 
 def flops_of(fn, *args) -> float:
@@ -126,19 +131,57 @@ def toy_rows(min_seconds: float) -> list[dict]:
   return rows
 
 
-def iw_svi_row(model, params, x, num_points: int, eval_k: int) -> dict:
-  """Seconds per 1,000 points of `iw_svi.log_likelihood` with its default S and k."""
-  run = lambda: iw_svi.log_likelihood(
-      functools.partial(model.log_joint, params),
-      lambda xx: model.encode(params, xx)[:2], x[:num_points], jax.random.key(3),
-      num_samples=eval_k)
+IW_SVI_BEFORE = {'steps': 100, 'k': 100, 'learning_rate': 1e-3, 'num_samples': 5000,
+                 'amortized_num_samples': 5000}
+
+
+def iw_svi_settings(**overrides) -> dict:
+  """`iw_svi.log_likelihood`'s defaults, with overrides."""
+  params = inspect.signature(iw_svi.log_likelihood).parameters
+  names = ('steps', 'k', 'learning_rate', 'num_samples', 'amortized_num_samples')
+  return {**{n: params[n].default for n in names}, **overrides}
+
+
+def iw_svi_row(model, params, x, num_points: int, settings: dict) -> dict:
+  """Seconds per 1,000 points of `iw_svi.log_likelihood` under `settings`."""
+  run = lambda: iw_svi.log_likelihood(model, params, x[:num_points], jax.random.key(3),
+                                      **settings)
   run()  # compile
   start = time.perf_counter()
   run()
-  seconds = time.perf_counter() - start
-  defaults = inspect.signature(iw_svi.log_likelihood).parameters
-  return {'steps': defaults['steps'].default, 'k': defaults['k'].default, 'num_samples': eval_k,
-          'seconds_per_1000_points': 1000 * seconds / num_points}
+  return {**settings, 'seconds_per_1000_points': 1000 * (time.perf_counter() - start) / num_points}
+
+
+# (S, k, learning rate) of the convergence curve; the reference is the most expensive.
+IW_SVI_GRID = ((0, 1, 1e-3), (100, 1, 1e-3), (25, 10, 1e-3), (50, 10, 1e-3), (100, 10, 1e-3),
+               (200, 10, 1e-3), (50, 100, 1e-3), (100, 100, 1e-3), (25, 10, 1e-2),
+               (50, 10, 1e-2), (100, 10, 1e-2), (50, 100, 1e-2), (200, 100, 1e-2))
+IW_SVI_REFERENCE = (200, 100, 1e-2)
+
+
+def iw_svi_curve(model, params, x: np.ndarray, num_samples=(500, 1000, 2000, 5000)) -> dict:
+  """IW-SVI log p(x) of the same points `[N, P]` against S, k and the Adam rate (K = 5,000),
+  and against K at the library's defaults: each as its mean over the points and its mean
+  paired difference (± SE) to IW_SVI_REFERENCE; the same key throughout (common draws)."""
+  def estimate(**settings):
+    return iw_svi.log_likelihood(model, params, x, jax.random.key(5),
+                                 **iw_svi_settings(**settings))['log_px']
+  reference = estimate(steps=IW_SVI_REFERENCE[0], k=IW_SVI_REFERENCE[1],
+                       learning_rate=IW_SVI_REFERENCE[2], num_samples=5000)
+
+  def row(values, **settings):
+    diff = values - reference
+    return {**settings, 'log_px': float(values.mean()),
+            'minus_reference': float(diff.mean()),
+            'minus_reference_stderr': float(diff.std(ddof=1) / np.sqrt(len(diff)))}
+  grid = [row(estimate(steps=s, k=k, learning_rate=lr, num_samples=5000), steps=s, k=k,
+              learning_rate=lr, num_samples=5000) for s, k, lr in IW_SVI_GRID
+          if (s, k, lr) != IW_SVI_REFERENCE]
+  defaults = iw_svi_settings()
+  by_k = [row(estimate(num_samples=n), **{**defaults, 'num_samples': n}) for n in num_samples]
+  return {'num_points': len(x), 'reference': dict(zip(('steps', 'k', 'learning_rate'),
+                                                      IW_SVI_REFERENCE)),
+          'reference_log_px': float(reference.mean()), 'grid': grid, 'num_samples': by_k}
 
 
 def raw_normal_rate(min_seconds: float, shape=(200, 1024, 20)) -> float:
@@ -254,10 +297,30 @@ def main(argv):
     print('hvi_avo, expected step: ' + ', '.join(
         f'a = {a}: {a * avo_step + (1 - a) * elbo_step:.2f}x' for a in (0.2, 0.5)))
   if _IW_SVI.value:
-    out['iw_svi'] = iw_svi_row(model, params, x, 200, _EVAL_K.value)
-    r = out['iw_svi']
-    print(f'IW-SVI (S={r["steps"]}, k={r["k"]}, K={r["num_samples"]}): '
-          f'{r["seconds_per_1000_points"]:.0f} s per 1,000 points')
+    svi_model, svi_params, svi_x = model, params, x
+    if _IW_SVI_WORKDIR.value:
+      svi_config = workdir_lib.saved_config(_IW_SVI_WORKDIR.value)
+      dataset = data_lib.load(svi_config.dataset, svi_config.data_dir or None)
+      svi_model, svi_params, _ = train.restore_params(_IW_SVI_WORKDIR.value, svi_config, dataset)
+      svi_x = dataset.splits['test']
+    out['iw_svi'] = [iw_svi_row(svi_model, svi_params, svi_x, 200, s)
+                     for s in (IW_SVI_BEFORE, iw_svi_settings())]
+    print('| IW-SVI S | k | rate | K | amortized K | s per 1,000 points |')
+    print('|---|---|---|---|---|---|')
+    for r in out['iw_svi']:
+      print(f'| {r["steps"]} | {r["k"]} | {r["learning_rate"]:g} | {r["num_samples"]} | '
+            f'{r["amortized_num_samples"]} | {r["seconds_per_1000_points"]:.1f} |')
+    if _IW_SVI_WORKDIR.value:
+      curve = out['iw_svi_curve'] = iw_svi_curve(svi_model, svi_params,
+                                                 svi_x[:_IW_SVI_POINTS.value])
+      print(f'IW-SVI curve on {curve["num_points"]} test points, reference '
+            f'{curve["reference"]}: log p(x) {curve["reference_log_px"]:.2f}')
+      print('| S | k | rate | K | log p(x) | minus reference |')
+      print('|---|---|---|---|---|---|')
+      for r in curve['grid'] + curve['num_samples']:
+        print(f'| {r["steps"]} | {r["k"]} | {r["learning_rate"]:g} | {r["num_samples"]} | '
+              f'{r["log_px"]:.2f} | {r["minus_reference"]:+.3f} ± '
+              f'{r["minus_reference_stderr"]:.3f} |')
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
       json.dump(out, f, indent=2)

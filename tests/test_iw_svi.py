@@ -57,6 +57,19 @@ def test_more_steps_never_lower_the_estimate_on_average():
   assert np.all(out['inference_gap'] > 0)
 
 
+def test_the_amortized_estimate_has_its_own_number_of_particles():
+  model, x, encode = _setup()
+  run = lambda **kw: iw_svi.log_likelihood(
+      _Adapter(model.log_joint, encode), None, np.asarray(x), jax.random.key(2), steps=5, k=4,
+      batch_size=6, chunk_size=20, **kw)
+  mixed, small, large = (run(num_samples=20, amortized_num_samples=40), run(num_samples=20),
+                         run(num_samples=40))
+  np.testing.assert_array_equal(mixed['log_px'], small['log_px'])
+  for name in ('amortized_log_px', 'elbo'):
+    np.testing.assert_array_equal(mixed[name], large[name])
+  assert not np.array_equal(mixed['amortized_log_px'], small['amortized_log_px'])
+
+
 def test_nonfinite_refinement_is_reported_per_example():
   model, x, encode = _setup()
 
