@@ -60,8 +60,8 @@ def refine(log_joint_fn: LogJointFn, x: jax.Array, mean: jax.Array, scale: jax.A
   return phi[0], jnp.exp(phi[1]), trace
 
 
-def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int = 100,
-                   k: int = 100, learning_rate: float = 1e-3, num_samples: int = 5000,
+def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int = 200,
+                   k: int = 10, learning_rate: float = 3e-2, num_samples: int = 5000,
                    batch_size: int = 100, chunk_size: int = 100,
                    iwae_ks: Sequence[int] = (),
                    amortized_num_samples: Optional[int] = None) -> dict[str, np.ndarray]:

@@ -153,10 +153,11 @@ def iw_svi_row(model, params, x, num_points: int, settings: dict) -> dict:
 
 
 # (S, k, learning rate) of the convergence curve; the reference is the most expensive.
-IW_SVI_GRID = ((0, 1, 1e-3), (100, 1, 1e-3), (25, 10, 1e-3), (50, 10, 1e-3), (100, 10, 1e-3),
-               (200, 10, 1e-3), (50, 100, 1e-3), (100, 100, 1e-3), (25, 10, 1e-2),
-               (50, 10, 1e-2), (100, 10, 1e-2), (50, 100, 1e-2), (200, 100, 1e-2))
-IW_SVI_REFERENCE = (200, 100, 1e-2)
+IW_SVI_GRID = ((0, 1, 1e-3), (100, 100, 1e-3), (100, 10, 1e-2), (200, 10, 1e-2),
+               (400, 10, 1e-2), (50, 10, 3e-2), (100, 10, 3e-2), (200, 10, 3e-2),
+               (400, 10, 3e-2), (100, 10, 1e-1), (200, 100, 1e-2), (200, 100, 3e-2),
+               (400, 100, 3e-2))
+IW_SVI_REFERENCE = (400, 100, 3e-2)
 
 
 def iw_svi_curve(model, params, x: np.ndarray, num_samples=(500, 1000, 2000, 5000)) -> dict:
@@ -303,7 +304,7 @@ def main(argv):
       dataset = data_lib.load(svi_config.dataset, svi_config.data_dir or None)
       svi_model, svi_params, _ = train.restore_params(_IW_SVI_WORKDIR.value, svi_config, dataset)
       svi_x = dataset.splits['test']
-    out['iw_svi'] = [iw_svi_row(svi_model, svi_params, svi_x, 200, s)
+    out['iw_svi'] = [iw_svi_row(svi_model, svi_params, svi_x, _EVAL_POINTS.value, s)
                      for s in (IW_SVI_BEFORE, iw_svi_settings())]
     print('| IW-SVI S | k | rate | K | amortized K | s per 1,000 points |')
     print('|---|---|---|---|---|---|')
