@@ -55,6 +55,8 @@ _EVAL_EVERY = flags.DEFINE_integer('eval_every_epochs', 10, 'Epochs between the 
 _PATIENCE = flags.DEFINE_integer('patience', 5, 'Early stopping: valid estimates without a better '
                                  'one; the best-on-valid params are scored. 0: no selection.')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
+_WARMUP = flags.DEFINE_integer('warmup_epochs', 0, 'Epochs of deterministic warm-up (beta from '
+                               '0.01 to 1 on log p(z) - log q) of every run.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate (constant).')
 _SELECT_K = flags.DEFINE_integer('select_k', 1000, 'IS particles of the sweep log p(x).')
 _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'IS particles of the IW-SVI log p(x).')
@@ -74,7 +76,7 @@ def grid(model: str) -> list[float]:
                              else _NORMS.value)]
 
 
-def run_config(model: str, k: int, value: float, seed: int):
+def run_config(model: str, k: int, value: float, seed: int, num_train: int):
   """The experiments.train config of one run: k = 1 trains the ELBO, k > 1 IWAE-k."""
   _, _, hyper, alpha = MODELS[model]
   c = config_lib.get_config()
@@ -88,6 +90,7 @@ def run_config(model: str, k: int, value: float, seed: int):
   c.epochs, c.batch_size, c.learning_rate, c.seed = (_EPOCHS.value, _BATCH.value, _LR.value,
                                                      seed)
   c.eval_every_epochs, c.early_stopping.patience = _EVAL_EVERY.value, _PATIENCE.value
+  c.warmup.steps = _WARMUP.value * (num_train // _BATCH.value)
   c.checkpoint_every_seconds = 60.  # a Caltech epoch is 41 steps: per-epoch saves dominate
   c.eval.num_samples = _SELECT_K.value
   c.eval.splits = ('valid', 'test')
@@ -107,8 +110,8 @@ def train_run(dataset, model: str, k: int, value: float, seed: int) -> tuple[str
   path = os.path.join(workdir, 'results.json')
   if not os.path.exists(path):
     print(f'training {os.path.basename(workdir)}', flush=True)
-    train.train_and_evaluate(run_config(model, k, value, seed), workdir, dataset,
-                             log=logging.info)
+    config = run_config(model, k, value, seed, len(dataset.splits['train']))
+    train.train_and_evaluate(config, workdir, dataset, log=logging.info)
   with open(path) as f:
     return workdir, json.load(f)
 
@@ -183,7 +186,7 @@ def main(argv):
             f'gap {r["inference_gap"][0]:.2f}', flush=True)
   settings = {name: flags.FLAGS[name].value for name in (
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
-      'epochs', 'eval_every_epochs', 'patience', 'batch_size', 'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k',
+      'epochs', 'eval_every_epochs', 'patience', 'warmup_epochs', 'batch_size', 'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k',
       'iw_svi_learning_rate', 'iw_svi_amortized_k', 'eval_points')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,
          'selection': selection, 'tables': tables,

@@ -114,11 +114,15 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   out = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
             '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
             '--batch_size=20', '--select_k=10', '--eval_k=20', '--iw_svi_steps=2',
-            '--iw_svi_k=4', '--eval_points=10', '--eval_every_epochs=1', '--patience=1').stdout
+            '--iw_svi_k=4', '--eval_points=10', '--eval_every_epochs=1', '--patience=1',
+            '--warmup_epochs=1').stdout
   assert '| DVAE (α = 0.5) | σ = 0.3 |' in out
   results = json.load(open(tmp_path / 'results.json'))
   assert set(results['sweep']) == {'1'} and set(results['sweep']['1']['wni']) == {'4'}
   assert results['sweep']['1']['wni']['4']['best_epoch'] == 1  # early stopping on valid
+  run_settings = json.load(open(tmp_path / 'runs' / 'dvae_a0.5_k1_sigma0.3_s0' / 'results.json'))[
+      'settings']
+  assert run_settings['warmup']['steps'] == 20  # 1 epoch of 400 // 20 steps
   assert len(results['tables']['1']['base']['per_seed']) == 1  # selection, rows: test_tables
   assert (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--sigmas=-1', check=False)

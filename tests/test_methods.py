@@ -68,9 +68,19 @@ def test_warmup_tempers_prior_and_proposal_inside_every_weight():
     np.testing.assert_allclose(metrics['beta'], beta, rtol=1e-6)
     loss, _ = methods.build('iwae', model, config)(params, x, key, step)
     np.testing.assert_allclose(loss, -jnp.mean(bounds.iwae(tempered)), rtol=1e-5)
+  # The denoising bounds temper the same way (alpha = 0: the clean term's particles alone).
+  config.air = ml_collections.ConfigDict({'denoise_sigma': 0.3, 'denoise_alpha': 0.0})
+  key_clean = jax.random.split(key, 3)[0]
+  proposal = model.propose(params, x, key_clean, 5)
+  tempered = (model.log_likelihood(params, x, proposal.z)
+              + 0.6 * (model.log_prior(proposal.z) - proposal.log_q))
+  for method, bound in (('dvae', bounds.elbo), ('diwae', bounds.iwae)):
+    loss, metrics = methods.build(method, model, config)(params, x, key, 50)
+    np.testing.assert_allclose(loss, -jnp.mean(bound(tempered)), rtol=1e-5)
+    np.testing.assert_allclose(metrics['beta'], 0.6, rtol=1e-6)
   config.method = 'piwae'
   with pytest.raises(ValueError, match=r'piwae has no warm-up \(warmup.steps = 100\); it is '
-                     'defined for hvi_avo, iwae, vae'):
+                     'defined for diwae, dvae, hvi_avo, iwae, vae'):
     methods.build('piwae', model, config)
   config.warmup.beta0 = 1.5
   with pytest.raises(ValueError, match=r'warmup.beta0 must lie in \[0, 1\]'):
