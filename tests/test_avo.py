@@ -124,6 +124,14 @@ def test_hvi_elbo_lower_bounds_log_normalizer_and_last_avo_term_is_the_elbo():
   half = avo.hvi_elbo(chain, log_q0, log_f(chain.zs[-1]), 0.5)
   error = jnp.abs(2 * half - elbo - log_f(chain.zs[-1]))
   assert jnp.all(error <= 1e-6 * jnp.abs(elbo - half) + 1e-3)  # float32 cancellation
+  # Eq. 4 under a warm-up: every term is log f_t + beta (its beta = 1 term - log f_t), and
+  # the last one is the tempered HVI bound.
+  tempered = avo.avo_objectives(chain, log_q0, dist.standard_normal_log_prob, log_f, 0.5)
+  alpha = avo.annealing_weights(4)[:, None, None]
+  log_ft = (alpha * log_f(chain.zs[1:])
+            + (1.0 - alpha) * dist.standard_normal_log_prob(chain.zs[1:]))
+  np.testing.assert_allclose(tempered, log_ft + 0.5 * (terms - log_ft), rtol=1e-4, atol=2e-3)
+  np.testing.assert_allclose(tempered[-1], half, rtol=1e-4, atol=2e-3)
 
 
 def _grad_norms_by_transition(objective: str, term: int):
