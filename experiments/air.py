@@ -12,9 +12,13 @@ Four models per k: the plain VAE / IWAE-k, DVAE / DIWAE with alpha = 0.5 and 1.0
    gap Delta_inf = ln p(x) - L_k(x) and -L_k(x) (L_1 = the ELBO), mean ± standard
    error over seeds, beside the paper's numbers.
 
-Caltech 101 Silhouettes, CPU scale (the README's results):
+Every run is early-stopped on the valid log p(x) (--eval_every_epochs, --patience) and
+scored with its best-on-valid params. Caltech 101 Silhouettes, k = 1, one seed, the grid cut
+to the values selected before (docs/air.md; about an hour on 2 CPU cores):
   python -m experiments.air --dataset=caltech101_silhouettes --data_dir=../shared/data \
-      --workdir=runs/air_caltech
+      --workdir=runs/air_caltech_es --architecture=avo --table_ks=1 --sweep_ks=1 --seeds=0 \
+      --sigmas=0.3 --max_norms=2
+The paper's protocol is the defaults (k = 1, 8, 64, full grids, 3 seeds): an accelerator job.
 
 Every run is a resumable experiments.train workdir under DIR/runs/; DIR/results.json
 holds the sweep, the selection and the tables; DIR/tables.md the tables;
