@@ -208,6 +208,7 @@ def test_benchmark_binary(tmp_path):
       '--noavo', '--noiw_svi')
   bench = json.load(open(tmp_path / 'bench.json'))
   assert bench['train'] and all(r['step_seconds'] > 0 for r in bench['train'])
+  assert all(r['plain_jax_step_seconds'] > 0 for r in bench['train'])  # the reference step
 
 
 @pytest.mark.slow
