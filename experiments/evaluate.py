@@ -24,8 +24,10 @@ _SPLITS = flags.DEFINE_list('splits', ['test'], 'Splits to evaluate.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the evaluation particles.')
 _SVI_STEPS = flags.DEFINE_integer('iw_svi_steps', 0,
                                   'IW-SVI refinement steps per test point (Shu et al.); 0 = off.')
-_SVI_K = flags.DEFINE_integer('iw_svi_k', 100, 'IW-SVI: k of the refined IWAE-k bound.')
-_SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 1e-3, 'IW-SVI: Adam step size.')
+_SVI_K = flags.DEFINE_integer('iw_svi_k', 10, 'IW-SVI: k of the refined IWAE-k bound.')
+_SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 3e-2, 'IW-SVI: Adam step size.')
+_SVI_AMORTIZED_K = flags.DEFINE_integer('iw_svi_amortized_k', 1000, 'IW-SVI: particles of the '
+                                        'amortized proposal (its ELBO).')
 
 
 def main(argv):
@@ -49,12 +51,14 @@ def main(argv):
   results['evaluation'] = {split: report['summary'] for split, report in reports.items()}
   if _SVI_STEPS.value:
     results['iw_svi'] = {'steps': _SVI_STEPS.value, 'k': _SVI_K.value,
-                         'learning_rate': _SVI_LR.value}
+                         'learning_rate': _SVI_LR.value,
+                         'amortized_num_samples': _SVI_AMORTIZED_K.value}
     for split in config.eval.splits:
       out = iw_svi.log_likelihood(
           model, params, reporting.eval_data(dataset, split, config),
           jax.random.fold_in(jax.random.key(_SEED.value), 7), _SVI_STEPS.value, _SVI_K.value,
-          _SVI_LR.value, _K.value, config.eval.batch_size, config.eval.chunk_size)
+          _SVI_LR.value, _K.value, config.eval.batch_size, config.eval.chunk_size,
+          amortized_num_samples=_SVI_AMORTIZED_K.value)
       results['iw_svi'][split] = iw_svi.summarize(out)
       s = results['iw_svi'][split]
       print(f'IW-SVI {split}: log p(x) {s["log_px"]["mean"]:.2f} ± {s["log_px"]["stderr"]:.2f}, '

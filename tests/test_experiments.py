@@ -42,7 +42,7 @@ def test_train_then_evaluate(tiny_npz, tmp_path):
   assert set(results['evaluation']) == {'train', 'valid', 'test'}
   assert results['versions']['jax']
   out = run('experiments.evaluate', f'--workdir={workdir}', '--k=80', '--iw_svi_steps=20',
-            '--iw_svi_k=5', '--iw_svi_learning_rate=1e-2').stdout
+            '--iw_svi_k=5', '--iw_svi_learning_rate=1e-2', '--iw_svi_amortized_k=80').stdout
   assert 'IW-SVI test: log p(x)' in out
   evaluation = json.load(open(os.path.join(workdir, 'evaluation_k80.json')))
   assert evaluation['step'] == 60 and 'test' in evaluation['evaluation']
