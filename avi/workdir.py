@@ -111,6 +111,8 @@ def save_best(workdir: str, step: int, params) -> None:
 
 def prune_best(workdir: str, keep: Callable[[int], bool]) -> None:
   """Deletes the best-on-valid checkpoints whose step `keep` rejects."""
+  if not os.path.isdir(os.path.join(workdir, 'best')):
+    return
   with best_manager(workdir) as manager:
     for step in manager.all_steps():
       if not keep(step):
