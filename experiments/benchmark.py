@@ -31,6 +31,9 @@ from avi import networks
 from avi import snr_study
 from avi import train
 from avi import workdir as workdir_lib
+from experiments.timing import flops_of
+from experiments.timing import time_it
+from experiments.timing import time_train_step
 
 _JSON = flags.DEFINE_string('json', None, 'Also write the results here as JSON.')
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['20', '100'], 'Training batch sizes.')
@@ -46,24 +49,6 @@ _IW_SVI_WORKDIR = flags.DEFINE_string(
     'iw_svi_workdir', None, 'A trained experiments.train workdir: IW-SVI is timed on its model '
     'and its convergence curve (estimate against S, k, rate and K) computed on its test split.')
 _IW_SVI_POINTS = flags.DEFINE_integer('iw_svi_points', 100, 'Test points of the IW-SVI curve.')
-
-
-def flops_of(fn, *args) -> float:
-  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost['flops'])
-
-
-def time_it(fn, min_seconds: float) -> float:
-  """Seconds per call of `fn()` (which must block), after one warm-up call."""
-  fn()
-  calls, start = 0, time.perf_counter()
-  while True:
-    fn()
-    calls += 1
-    elapsed = time.perf_counter() - start
-    if elapsed >= min_seconds and calls >= 3:
-      return elapsed / calls
 
 
 def matmul_peak_gflops(min_seconds: float) -> float:
@@ -130,13 +115,8 @@ def train_row(model, params, x, batch_size: int, k: int, peak: float, min_second
   config = config_lib.get_config()
   config.k, config.num_samples, config.hvi.avo_a = k, 1, avo_a
   tx = train.make_optimizer(config, 1, 1)
-  step = train.make_train_step(methods.build(method, model, config), tx, False, model.group_norms)
-  state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
-           'ok': jnp.array(True)}
-  batch, key = jnp.asarray(x[:batch_size]), jax.random.key(1)
-  flops = flops_of(step, state, batch, key)
-  jitted = jax.jit(step)
-  seconds = time_it(lambda: jax.block_until_ready(jitted(state, batch, key)), min_seconds)
+  seconds, flops = time_train_step(methods.build(method, model, config), tx, params,
+                                   x[:batch_size], min_seconds, model.group_norms)
   return {'method': method, 'batch_size': batch_size, 'k': k, 'step_seconds': seconds,
           'examples_per_second': batch_size / seconds, 'gflops_per_step': flops / 1e9,
           'fraction_of_peak': flops / seconds / 1e9 / peak}
@@ -330,8 +310,8 @@ def main(argv):
     hvi_model = make_model(np.random.default_rng(0), 'avo', num_transitions=5)
     base = train_row(*vae, 100, 1, peak, _MIN_SECONDS.value, 'vae')
     out['avo_amortized'] = [{**base, 'ratio_to_vae': 1.0}]
-    # The timed step reuses one state, hence one draw of the step type: a = 0 and a = 1 time
-    # the two kinds of step; hvi_avo with probability a costs a * AVO + (1 - a) * ELBO.
+    # a = 0 and a = 1 time the two kinds of step apart; hvi_avo with probability a costs
+    # a * AVO + (1 - a) * ELBO.
     for name, a in (('hvi (ELBO step)', 0.0), ('hvi_avo (AVO step)', 1.0)):
       method = 'vae' if a == 0.0 else 'hvi_avo'
       r = train_row(*hvi_model, 100, 1, peak, _MIN_SECONDS.value, method, a)

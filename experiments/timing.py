@@ -1,0 +1,43 @@
+"""Timing of jitted functions and of the training loop's step, for the benchmark binaries."""
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from avi import train
+
+
+def flops_of(fn, *args) -> float:
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost['flops'])
+
+
+def time_it(fn, min_seconds: float) -> float:
+  """Seconds per call of `fn()` (which must block), after one warm-up call."""
+  fn()
+  calls, start = 0, time.perf_counter()
+  while True:
+    fn()
+    calls += 1
+    elapsed = time.perf_counter() - start
+    if elapsed >= min_seconds and calls >= 3:
+      return elapsed / calls
+
+
+def time_train_step(loss_fn, tx, params, batch: np.ndarray, min_seconds: float,
+                    group_norms=None) -> tuple[float, float]:
+  """(seconds, FLOPs) per step of the training loop's jitted step on `batch` `[B, P]`, its
+  state donated and threaded from step to step as in `train.train_and_evaluate`."""
+  step = train.make_train_step(loss_fn, tx, False, group_norms)
+  state = train.initial_state(jax.tree.map(jnp.copy, params), tx)  # donation consumes it
+  batch, key = jnp.asarray(batch), jax.random.key(1)
+  flops = flops_of(step, state, batch, key)
+  jitted = jax.jit(step, donate_argnums=0)
+
+  def call():
+    nonlocal state
+    state = jax.block_until_ready(jitted(state, batch, key)[0])
+
+  return time_it(call, min_seconds), flops
