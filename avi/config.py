@@ -35,6 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data_dir = ''  # '' -> $AVI_DATA_DIR
   c.architecture = 'burda'
   c.latent_dim = 0  # 0 = the architecture preset's latent size
+  # Decoder rows (particles x batch) per chunk of log p(x | z) in the step, recomputed in the
+  # backward pass (`models.map_particle_chunks`): large K x B stays in cache. 0 = unchunked.
+  c.decoder_chunk_rows = 1000
   c.epochs = 30
   c.batch_size = 100
   c.learning_rate = 1e-3

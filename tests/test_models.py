@@ -117,7 +117,7 @@ def test_routed_losses_give_each_group_the_gradient_of_its_own_loss():
 def test_from_config_reads_the_model_fields():
   config = ml_collections.ConfigDict({
       'architecture': 'rem', 'latent_dim': 3, 'seed': 0,
-      'air': {'encoder_max_norm': 2.0},
+      'air': {'encoder_max_norm': 2.0}, 'decoder_chunk_rows': 500,
       'hvi': {'num_transitions': 1, 'start': 'stationary', 'init_scale': 0.5,
               'context_rank': 4, 'min_scale': 0.02}})
   x = (np.random.default_rng(0).random((4, 784)) < 0.4).astype(np.float32)
@@ -129,6 +129,36 @@ def test_from_config_reads_the_model_fields():
                                            transition_context_rank=4,
                                            transition_min_scale=0.02)
   assert set(model.groups) == {'decoder', 'encoder', 'forward', 'backward'}
+  assert model.chunk_rows == 500
+  config.decoder_chunk_rows = -1
+  with pytest.raises(ValueError, match='decoder_chunk_rows must be an integer >= 0'):
+    models.from_config(config, x)
   config.architecture = 'huge'
   with pytest.raises(ValueError, match="unknown architecture 'huge'"):
     models.from_config(config, x)
+
+
+@pytest.mark.parametrize('method, num_transitions, k', [
+    ('iwae', 0, 6), ('iwae', 0, 7), ('iwae_dreg', 0, 6), ('vae', 2, 6), ('hvi_avo', 2, 6)])
+def test_particle_chunks_give_the_unchunked_loss_and_gradients(method, num_transitions, k):
+  model, params, x = _vae(num_transitions)
+  chunked = dataclasses.replace(model, chunk_rows=10)  # B = 5: 2 particles a chunk (K = 7: 1)
+  config = ml_collections.ConfigDict({
+      'k': k, 'num_samples': k, 'hvi': {'avo_a': 0.5, 'decoder_steps': 'all'}})
+
+  def loss_and_grads(m):
+    loss_fn = methods.build(method, m, config)
+    return jax.value_and_grad(lambda p: loss_fn(p, x, jax.random.key(3))[0])(params)
+
+  (loss, grads), (chunked_loss, chunked_grads) = loss_and_grads(model), loss_and_grads(chunked)
+  np.testing.assert_allclose(chunked_loss, loss, rtol=1e-6)
+  np.testing.assert_allclose(_flat(chunked_grads), _flat(grads), rtol=1e-5, atol=1e-6)
+
+
+def test_particle_chunks_are_a_loop_only_when_k_times_b_exceeds_the_rows():
+  fn = lambda z: jnp.sum(jnp.tanh(z), -1)
+  z = jnp.ones((6, 5, 3))
+  loops = lambda rows: 'scan' in str(jax.make_jaxpr(
+      lambda z: models.map_particle_chunks(fn, z, rows))(z))
+  assert not loops(0) and not loops(30) and loops(29) and loops(1)
+  np.testing.assert_allclose(models.map_particle_chunks(fn, z, 10), fn(z), rtol=1e-6)
