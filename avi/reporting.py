@@ -50,9 +50,12 @@ def evaluate_splits(model, params, dataset: data_lib.Dataset, config, key: jax.A
 
 def periodic_eval(model, params, dataset: data_lib.Dataset, config, epoch: int,
                   ) -> dict[str, float]:
-  """log p(x) and KL to the prior of every split on a subset with few particles
-  (`config.eval.periodic_*`), for the epoch's history."""
+  """log p(x) and KL to the prior of every split of `config.eval.splits`, and of valid under
+  early stopping, on a subset with few particles (`config.eval.periodic_*`), for the epoch's
+  history."""
   periodic = ml_collections.ConfigDict(config.to_dict())
+  if config.early_stopping.patience:
+    periodic.eval.splits = tuple(dict.fromkeys((*config.eval.splits, 'valid')))
   periodic.eval.num_samples = config.eval.periodic_num_samples
   periodic.eval.chunk_size = min(config.eval.chunk_size, config.eval.periodic_num_samples)
   periodic.eval.train_subset = config.eval.periodic_num_points

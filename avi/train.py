@@ -122,10 +122,9 @@ def _check_config(config) -> None:
       raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
   if config.learning_rate <= 0:
     raise ValueError(f'learning_rate must be > 0, got {config.learning_rate}')
-  if config.early_stopping.patience and not (0 < config.eval_every_epochs <= config.epochs
-                                             and 'valid' in config.eval.splits):
+  if config.early_stopping.patience and not 0 < config.eval_every_epochs <= config.epochs:
     raise ValueError('early_stopping.patience needs the periodic valid log-likelihood: set '
-                     "0 < eval_every_epochs <= epochs and keep 'valid' in eval.splits")
+                     '0 < eval_every_epochs <= epochs')
 
 
 def early_stopping_state(history: dict, patience: int) -> dict:
