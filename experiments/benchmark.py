@@ -9,6 +9,8 @@ measured in the same process.
 import dataclasses
 import inspect
 import json
+import multiprocessing
+import resource
 import time
 
 from absl import app
@@ -41,6 +43,8 @@ _KS = flags.DEFINE_list('ks', ['1', '5', '50'], 'IWAE K of the training steps.')
 _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'K of the evaluation benchmark.')
 _EVAL_POINTS = flags.DEFINE_integer('eval_points', 200, 'Data points timed for evaluation.')
 _MIN_SECONDS = flags.DEFINE_float('min_seconds', 2.0, 'Minimum timed duration per row.')
+_MEMORY = flags.DEFINE_bool('memory', True, 'Also measure the peak memory of the IWAE step at '
+                            'batch 100, K = 50 and 500, unchunked and chunked.')
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
@@ -64,7 +68,8 @@ def matmul_peak_gflops(min_seconds: float) -> float:
 def make_model(rng: np.random.Generator, preset: str = 'burda', num_transitions: int = 0):
   x = (rng.random((1000, 784)) < 0.13).astype(np.float32)
   arch = dataclasses.replace(networks.PRESETS[preset], num_transitions=num_transitions)
-  model, params = models.init_vae(jax.random.key(0), arch, x)
+  model, params = models.init_vae(jax.random.key(0), arch, x,
+                                  config_lib.get_config().decoder_chunk_rows)
   return model, params, x
 
 
@@ -112,14 +117,45 @@ def plain_iwae_step_seconds(x: np.ndarray, batch_size: int, k: int, min_seconds:
 
 def train_row(model, params, x, batch_size: int, k: int, peak: float, min_seconds: float,
               method: str = 'iwae', avo_a: float = 0.5) -> dict:
+  """The loop's step for `method` at this batch and K; FLOPs (and the fraction of peak) are
+  those of the unchunked step, the useful work, whatever `model.chunk_rows` recomputes."""
   config = config_lib.get_config()
   config.k, config.num_samples, config.hvi.avo_a = k, 1, avo_a
   tx = train.make_optimizer(config, 1, 1)
-  seconds, flops = time_train_step(methods.build(method, model, config), tx, params,
-                                   x[:batch_size], min_seconds, model.group_norms)
-  return {'method': method, 'batch_size': batch_size, 'k': k, 'step_seconds': seconds,
-          'examples_per_second': batch_size / seconds, 'gflops_per_step': flops / 1e9,
-          'fraction_of_peak': flops / seconds / 1e9 / peak}
+  seconds, _ = time_train_step(methods.build(method, model, config), tx, params,
+                               x[:batch_size], min_seconds, model.group_norms)
+  unchunked = dataclasses.replace(model, chunk_rows=0)
+  step = train.make_train_step(methods.build(method, unchunked, config), tx, False,
+                               model.group_norms)
+  flops = flops_of(step, train.initial_state(params, tx), jnp.asarray(x[:batch_size]),
+                   jax.random.key(1))
+  return {'method': method, 'batch_size': batch_size, 'k': k, 'chunk_rows': model.chunk_rows,
+          'step_seconds': seconds, 'examples_per_second': batch_size / seconds,
+          'gflops_per_step': flops / 1e9, 'fraction_of_peak': flops / seconds / 1e9 / peak}
+
+
+def peak_memory_row(batch_size: int, k: int, chunk_rows: int) -> dict:
+  """Peak resident memory of a fresh process that runs 3 IWAE-k steps, and XLA's temporary
+  buffers of the compiled step. In a spawned process, so earlier rows do not count."""
+  with multiprocessing.get_context('spawn').Pool(1) as pool:
+    return pool.apply(_peak_memory, (batch_size, k, chunk_rows))
+
+
+def _peak_memory(batch_size: int, k: int, chunk_rows: int) -> dict:
+  model, params, x = make_model(np.random.default_rng(0))
+  model = dataclasses.replace(model, chunk_rows=chunk_rows)
+  config = config_lib.get_config()
+  config.k = k
+  tx = train.make_optimizer(config, 1, 1)
+  step = train.make_train_step(methods.build('iwae', model, config), tx, False,
+                               model.group_norms)
+  state, batch = train.initial_state(params, tx), jnp.asarray(x[:batch_size])
+  compiled = jax.jit(step, donate_argnums=0).lower(state, batch, jax.random.key(1)).compile()
+  for _ in range(3):
+    state = jax.block_until_ready(compiled(state, batch, jax.random.key(1))[0])
+  return {'batch_size': batch_size, 'k': k, 'chunk_rows': chunk_rows,
+          'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          'xla_temp_mb': compiled.memory_analysis().temp_size_in_bytes / 2**20}
 
 
 def eval_row(model, params, x, k: int, num_points: int, peak: float) -> dict:
@@ -255,25 +291,41 @@ def main(argv):
   print(f'float32 matmul peak: {peak:.1f} GFLOP/s on {jax.devices()[0].device_kind} '
         f'({jax.device_count()} device(s))')
   model, params, x = make_model(np.random.default_rng(0))
+  unchunked = dataclasses.replace(model, chunk_rows=0)
   rows = []
-  print('| batch | K | step (ms) | examples/s | GFLOP/step | fraction of peak | plain JAX (ms) | '
-        'plain / ours |')
-  print('|---|---|---|---|---|---|---|---|')
+  print(f'IWAE training step: unchunked (before) and over decoder chunks of '
+        f'{model.chunk_rows} rows (after, the default); plain JAX: the obvious step')
+  print('| batch | K | before (ms) | fraction of peak | after (ms) | fraction of peak | '
+        'speed-up | plain JAX (ms) | plain / after |')
+  print('|---|---|---|---|---|---|---|---|---|')
   for b in map(int, _BATCH_SIZES.value):
     for k in map(int, _KS.value):
+      before = train_row(unchunked, params, x, b, k, peak, _MIN_SECONDS.value)
       r = train_row(model, params, x, b, k, peak, _MIN_SECONDS.value)
+      r['unchunked_step_seconds'] = before['step_seconds']
+      r['unchunked_fraction_of_peak'] = before['fraction_of_peak']
       r['plain_jax_step_seconds'] = plain_iwae_step_seconds(x, b, k, _MIN_SECONDS.value)
       rows.append(r)
-      print(f'| {b} | {k} | {1e3 * r["step_seconds"]:.2f} | {r["examples_per_second"]:.0f} | '
-            f'{r["gflops_per_step"]:.3f} | {r["fraction_of_peak"]:.1%} | '
+      print(f'| {b} | {k} | {1e3 * before["step_seconds"]:.2f} | '
+            f'{before["fraction_of_peak"]:.1%} | {1e3 * r["step_seconds"]:.2f} | '
+            f'{r["fraction_of_peak"]:.1%} | {before["step_seconds"] / r["step_seconds"]:.2f} | '
             f'{1e3 * r["plain_jax_step_seconds"]:.2f} | '
             f'{r["plain_jax_step_seconds"] / r["step_seconds"]:.2f} |')
+  memory = []
+  if _MEMORY.value:
+    print('| batch | K | decoder chunk rows | peak RSS (MB) | XLA temporaries (MB) |')
+    print('|---|---|---|---|---|')
+    for k in (50, 500):
+      for chunk_rows in (0, model.chunk_rows):
+        m = peak_memory_row(100, k, chunk_rows)
+        memory.append(m)
+        print(f'| 100 | {k} | {chunk_rows} | {m["peak_rss_mb"]:.0f} | {m["xla_temp_mb"]:.0f} |')
   ev = eval_row(model, params, x, _EVAL_K.value, _EVAL_POINTS.value, peak)
   print(f'evaluation K={ev["k"]}: {ev["points_per_second"]:.1f} points/s '
         f'({ev["seconds_per_10000_points"]:.0f} s per 10,000 points), '
         f'{ev["fraction_of_peak"]:.1%} of peak')
   out = {'peak_gflops': peak, 'device': jax.devices()[0].device_kind, 'jax': jax.__version__,
-         'train': rows, 'eval': [ev]}
+         'train': rows, 'memory': memory, 'eval': [ev]}
   if _REM.value:
     rem_model, rem_params, rem_x = make_model(np.random.default_rng(0), 'rem')
     out['rem'] = []
