@@ -68,7 +68,7 @@ def run_config(entry: str, dataset: str, k: int, seed: int, budget: dict,
   method, settings = protocol.ENTRIES[entry]
   config = protocol.get_config()
   config.method, config.dataset, config.data_dir, config.seed = method, dataset, data_dir, seed
-  config.k, config.num_samples = k, 1
+  config.k, config.num_samples = k, 1  # entries averaging M = K ELBO samples ignore k
   for field, value in settings.items():
     config_lib.set_field(config, field, resolve(value, k))
   max_epochs, every = budget['epochs'].get(dataset, budget['epochs']['other'])

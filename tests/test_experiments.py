@@ -224,3 +224,24 @@ def test_benchmark_iw_svi_curve_on_a_trained_workdir(tiny_npz, tmp_path):
   # Refinement raises the estimate: no step at all is the lowest row.
   no_steps = next(r for r in curve['grid'] if r['steps'] == 0)
   assert no_steps['log_px'] == min(r['log_px'] for r in curve['grid'])
+
+
+@pytest.mark.slow
+def test_leaderboard_binary_resumes_and_pairs_against_iwae(tiny_npz, tmp_path):
+  workdir = str(tmp_path / 'board')
+  flags = [f'--workdir={workdir}', f'--datasets={tiny_npz}', '--methods=vae,rws',
+           '--seeds=0,1', '--epochs=2', '--eval_k=20', '--step_seconds=0.05']
+  out = run('experiments.leaderboard', *flags).stdout
+  assert 'Protocol (`--budget=cpu`)' in out and '| 1 |' in out
+  board = json.load(open(os.path.join(workdir, 'leaderboard.json')))
+  (table,) = board['tables']
+  rows = {r['entry']: r for r in table['rows']}
+  assert set(rows) == {'iwae', 'vae', 'rws'} and rows['iwae']['minus_iwae'][0] == 0.0
+  assert rows['iwae']['step_cost_vs_iwae'] == 1.0 and rows['rws']['step_cost_vs_iwae'] > 0
+  for entry in rows:
+    assert os.path.exists(os.path.join(workdir, 'runs', 'tiny.npz', 'k5', entry, 'seed1',
+                                       'results.json'))
+  assert os.path.getsize(os.path.join(workdir, 'leaderboard.png')) > 0
+  again = run('experiments.leaderboard', *flags).stdout  # every run is stored: no training
+  assert 'already trained and evaluated' in again
+  assert json.load(open(os.path.join(workdir, 'leaderboard.json')))['tables'] == board['tables']
