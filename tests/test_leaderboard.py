@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from avi import methods
-from experiments import leaderboard
+from experiments import leaderboard_tables as leaderboard
 from experiments.configs import leaderboard as protocol
 
 CPU = protocol.BUDGETS['cpu']
