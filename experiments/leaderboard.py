@@ -80,7 +80,7 @@ def main(argv):
     for k in budget['ks']:
       results, per_example = {}, {}
       for entry in entries:
-        for seed in seeds:
+        for seed in seeds[:budget['max_seeds'].get(entry, len(seeds))]:
           config = tables.run_config(entry, dataset_name, k, seed, budget, _DATA_DIR.value,
                               _EPOCHS.value, _EVAL_K.value)
           path = tables.run_dir(workdir, dataset_name, k, entry, seed)

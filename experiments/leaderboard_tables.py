@@ -86,12 +86,15 @@ def protocol_text(budget_name: str, budget: dict, seeds, epochs: int, eval_k: in
           f'{config.eval.periodic_num_points} points, patience {config.early_stopping.patience}),'
           f' best-on-valid params scored; test log p(x) by importance sampling with K = '
           f'{eval_k or budget["eval_k"]} on the full test split; seeds '
-          f'{", ".join(map(str, seeds))}.')
+          f'{", ".join(map(str, seeds))}' + ''.join(
+              f'; {entry}: the first {n} only (its cost)'
+              for entry, n in budget['max_seeds'].items()) + '.')
 
 
 def fmt(pair, digits: int = 2) -> str:
+  """mean ± standard error; one seed has none."""
   mean, stderr = pair
-  return f'{mean:.{digits}f} ± {stderr:.{digits}f}'
+  return f'{mean:.{digits}f}' + ('' if math.isnan(stderr) else f' ± {stderr:.{digits}f}')
 
 
 def markdown(board: dict) -> str:
@@ -99,15 +102,16 @@ def markdown(board: dict) -> str:
   for table in board['tables']:
     lines += [f'## {table["dataset"]}, K = {table["k"]}', '',
               '| rank | entry | test log p(x) | per-example s.e. | minus IWAE (paired) | ELBO | '
-              'gap | AU | KL | step / IWAE | wall (s) | best epochs |',
-              '|---|---|---|---|---|---|---|---|---|---|---|---|']
+              'gap | AU | KL | step / IWAE | wall (s) | seeds | best epochs |',
+              '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for rank, r in enumerate(table['rows'], 1):
       paired = '(reference)' if r['entry'] == 'iwae' else fmt(r['minus_iwae'])
       lines.append(
           f'| {rank} | {r["entry"]} | {fmt(r["log_px"])} | {r["per_example_stderr"]:.2f} | '
           f'{paired} | {fmt(r["elbo"])} | {fmt(r["inference_gap"])} | '
           f'{r["active_units"]:.1f} | {r["kl_to_prior"]:.1f} | {r["step_cost_vs_iwae"]:.2f} | '
-          f'{r["wall_seconds"]:.0f} | {", ".join(map(str, r["best_epochs"]))} |')
+          f'{r["wall_seconds"]:.0f} | {len(r["seeds"])} | '
+          f'{", ".join(map(str, r["best_epochs"]))} |')
     lines.append('')
   lines.append(f'Wall time of all runs: {board["wall_seconds"] / 60:.0f} min (training and '
                'evaluation, summed over runs).')

@@ -56,3 +56,11 @@ def test_paired_difference_is_per_seed_then_over_seeds():
   assert row['per_example_stderr'] == pytest.approx(0.7)
   assert row['step_cost_vs_iwae'] == 1.5 and row['best_epochs'] == [4, 4, 4]
   assert row['seeds'] == [0, 1, 2] and row['wall_seconds'] == 12.0
+
+
+def test_seed_caps_name_entries_and_show_in_the_protocol():
+  for budget in protocol.BUDGETS.values():
+    assert set(budget['max_seeds']) <= set(protocol.ENTRIES)
+  text = leaderboard.protocol_text('cpu', CPU, [0, 1, 2], 0, 0)
+  assert 'hvi_avo: the first 1 only' in text and 'K = 1000 on the full test split' in text
+  assert leaderboard.fmt((-100.0, float('nan'))) == '-100.00'
