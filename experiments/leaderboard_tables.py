@@ -130,7 +130,7 @@ def plot(board: dict, path: str) -> None:
                   capsize=3)
       ax.annotate(r['entry'], (r['step_cost_vs_iwae'], r['log_px'][0]), fontsize=8,
                   xytext=(4, 2), textcoords='offset points')
-    ax.set(xlabel='training step time / IWAE\'s', ylabel='test log p(x)',
+    ax.set(xscale='log', xlabel='training step time / IWAE\'s', ylabel='test log p(x)',
            title=f'{table["dataset"]}, K = {table["k"]}')
     ax.grid(alpha=0.3)
   fig.tight_layout()
