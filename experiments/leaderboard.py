@@ -71,9 +71,10 @@ def main(argv):
     tables.run_config(entry, 'binarized_mnist', budget['ks'][0], 0, budget)  # fails early
   workdir, t0 = _WORKDIR.value, time.time()
   os.makedirs(workdir, exist_ok=True)
-  board = {'budget': _BUDGET.value, 'protocol': tables.protocol_text(
-      _BUDGET.value, budget, seeds, _EPOCHS.value, _EVAL_K.value),
-           'tables': [], 'runs': {}, 'wall_seconds': 0.0}
+  protocol_text = tables.protocol_text(_BUDGET.value, budget, seeds, _EPOCHS.value,
+                                       _EVAL_K.value)
+  board = {'budget': _BUDGET.value, 'protocol': protocol_text, 'tables': [], 'runs': {},
+           'wall_seconds': 0.0}
   print(board['protocol'])
   for dataset_name in _DATASETS.value:
     dataset = data_lib.load(dataset_name, _DATA_DIR.value or None)
@@ -82,7 +83,7 @@ def main(argv):
       for entry in entries:
         for seed in seeds[:budget['max_seeds'].get(entry, len(seeds))]:
           config = tables.run_config(entry, dataset_name, k, seed, budget, _DATA_DIR.value,
-                              _EPOCHS.value, _EVAL_K.value)
+                                     _EPOCHS.value, _EVAL_K.value)
           path = tables.run_dir(workdir, dataset_name, k, entry, seed)
           print(f'{dataset.name} K={k} {entry} seed {seed}: {path}')
           r = train.train_and_evaluate(config, path, dataset, log=lambda s: print('  ' + s))
@@ -94,7 +95,7 @@ def main(argv):
       costs = step_costs(entries, k, dataset, budget, _STEP_SECONDS.value,
                          os.path.join(workdir, 'step_seconds.json'))
       rows = [tables.summarize(e, results[e], per_example[e], per_example['iwae'],
-                        costs[e] / costs['iwae']) for e in entries]
+                               costs[e] / costs['iwae']) for e in entries]
       rows.sort(key=lambda r: -r['log_px'][0])
       board['tables'].append({'dataset': dataset.name, 'k': k, 'rows': rows,
                               'step_seconds': costs})
