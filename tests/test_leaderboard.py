@@ -10,7 +10,8 @@ CPU = protocol.BUDGETS['cpu']
 
 
 def test_every_registered_method_has_an_entry():
-  assert set(method for method, _ in protocol.ENTRIES.values()) == set(methods.names())
+  library = {m for m in methods.names() if not m.startswith('test_')}  # tests register some
+  assert set(method for method, _ in protocol.ENTRIES.values()) == library
 
 
 @pytest.mark.parametrize('entry', list(protocol.ENTRIES))
