@@ -163,7 +163,7 @@ def map_particle_chunks(fn, z: jax.Array, max_rows: int) -> jax.Array:
 
   The same maths as fn(z) (to float rounding): the chunks are a largest divisor of K that
   fits. At large K x B the `[K, B, P]` decoder tensors otherwise leave the caches; chunks of
-  ~1,000 rows make the batch-100, K = 50 IWAE step 1.7x faster (BENCHMARKS.md). max_rows 0,
+  ~1,000 rows make the batch-100, K = 50 IWAE step 1.3x faster (BENCHMARKS.md). max_rows 0,
   or K x B within it: one call.
   """
   k, rows = z.shape[0], math.prod(z.shape[1:-1])

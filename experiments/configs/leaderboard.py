@@ -19,7 +19,7 @@ BUDGETS = {
     'cpu': {'ks': (5,), 'epochs': {'binarized_mnist': (4, 1), 'caltech101_silhouettes': (40, 8),
                                    'other': (10, 2)},
             'eval_k': 1000,
-            # At M = 5 its step costs ~9x IWAE's: one seed fits a 2-core CPU session.
+            # At M = 5 its step costs 13x IWAE's (docs/leaderboard.md): one seed fits a 2-core CPU session.
             'max_seeds': {'hvi_avo': 1}},
     'full': {'ks': (5, 50), 'epochs': {'other': (1000, 10)}, 'eval_k': 5000, 'max_seeds': {}},
 }
