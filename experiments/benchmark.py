@@ -122,8 +122,8 @@ def train_row(model, params, x, batch_size: int, k: int, peak: float, min_second
   config = config_lib.get_config()
   config.k, config.num_samples, config.hvi.avo_a = k, 1, avo_a
   tx = train.make_optimizer(config, 1, 1)
-  seconds, _ = time_train_step(methods.build(method, model, config), tx, params,
-                               x[:batch_size], min_seconds, model.group_norms)
+  seconds = time_train_step(methods.build(method, model, config), tx, params, x[:batch_size],
+                            min_seconds, model.group_norms)
   unchunked = dataclasses.replace(model, chunk_rows=0)
   step = train.make_train_step(methods.build(method, unchunked, config), tx, False,
                                model.group_norms)

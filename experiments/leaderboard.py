@@ -57,7 +57,7 @@ def step_costs(entries, k: int, dataset: data_lib.Dataset, budget: dict, min_sec
       run = train.setup(config, dataset)
       cache[key] = timing.time_train_step(
           run.loss_fn, run.tx, run.params, dataset.splits['train'][:config.batch_size],
-          min_seconds, run.model.group_norms)[0]
+          min_seconds, run.model.group_norms)
       workdir_lib.write_json(cache_path, cache)
   return {entry: cache[f'{k}/{entry}'] for entry in entries}
 

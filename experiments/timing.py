@@ -27,17 +27,16 @@ def time_it(fn, min_seconds: float) -> float:
 
 
 def time_train_step(loss_fn, tx, params, batch: np.ndarray, min_seconds: float,
-                    group_norms=None) -> tuple[float, float]:
-  """(seconds, FLOPs) per step of the training loop's jitted step on `batch` `[B, P]`, its
-  state donated and threaded from step to step as in `train.train_and_evaluate`."""
+                    group_norms=None) -> float:
+  """Seconds per step of the training loop's jitted step on `batch` `[B, P]`, its state
+  donated and threaded from step to step as in `train.train_and_evaluate`."""
   step = train.make_train_step(loss_fn, tx, False, group_norms)
   state = train.initial_state(jax.tree.map(jnp.copy, params), tx)  # donation consumes it
   batch, key = jnp.asarray(batch), jax.random.key(1)
-  flops = flops_of(step, state, batch, key)
   jitted = jax.jit(step, donate_argnums=0)
 
   def call():
     nonlocal state
     state = jax.block_until_ready(jitted(state, batch, key)[0])
 
-  return time_it(call, min_seconds), flops
+  return time_it(call, min_seconds)
