@@ -31,7 +31,7 @@ def check_settings(steps: int, k: int, learning_rate: float) -> None:
 
 
 def refine(log_joint_fn: LogJointFn, x: jax.Array, mean: jax.Array, scale: jax.Array,
-           key: jax.Array, steps: int = 100, k: int = 100, learning_rate: float = 1e-3,
+           key: jax.Array, steps: int = 300, k: int = 5, learning_rate: float = 3e-2,
            ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """S Adam steps on each example's IWAE-k bound. x `[B, P]`, mean/scale `[B, D]`.
 
@@ -60,8 +60,34 @@ def refine(log_joint_fn: LogJointFn, x: jax.Array, mean: jax.Array, scale: jax.A
   return phi[0], jnp.exp(phi[1]), trace
 
 
-def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int = 200,
-                   k: int = 10, learning_rate: float = 3e-2, num_samples: int = 5000,
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9, 10))
+def _batch_estimates(model, params, x: jax.Array, key: jax.Array, steps: int, k: int,
+                     learning_rate: float, num_samples: int, amortized_num_samples: int,
+                     chunk_size: int, iwae_ks: tuple[int, ...]) -> dict[str, jax.Array]:
+  """`log_likelihood` for one batch `[B, P]`: one compiled program per model, settings and
+  batch shape, cached across calls."""
+  log_joint_fn = functools.partial(model.log_joint, params)
+
+  def estimate(mean, scale, key, ks, n_total):
+    def log_weights_fn(kk, xx, n):
+      z = dist.diag_gaussian_sample(kk, mean, scale, n)
+      return log_joint_fn(xx, z) - dist.diag_gaussian_log_prob(z, mean, scale)
+    return evaluation.chunked_estimates(log_weights_fn, x, key, n_total, chunk_size, ks)
+
+  mean, scale, _ = model.encode(params, x)
+  amortized = estimate(mean, scale, jax.random.fold_in(key, 0), iwae_ks, amortized_num_samples)
+  r_mean, r_scale, _ = refine(log_joint_fn, x, mean, scale, jax.random.fold_in(key, 1), steps,
+                              k, learning_rate)
+  refined = estimate(r_mean, r_scale, jax.random.fold_in(key, 2), (), num_samples)
+  bad = ~(jnp.all(jnp.isfinite(r_mean), -1) & jnp.all(jnp.isfinite(r_scale), -1)
+          & jnp.isfinite(refined['log_px']))
+  return {'log_px': refined['log_px'], 'amortized_log_px': amortized['log_px'],
+          'elbo': amortized['elbo'], 'nonfinite': bad,
+          **{f'iwae{k}': amortized[f'iwae{k}'] for k in iwae_ks}}
+
+
+def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int = 300,
+                   k: int = 5, learning_rate: float = 3e-2, num_samples: int = 2000,
                    batch_size: int = 100, chunk_size: int = 100,
                    iwae_ks: Sequence[int] = (),
                    amortized_num_samples: Optional[int] = None) -> dict[str, np.ndarray]:
@@ -73,38 +99,20 @@ def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int =
   `elbo` and amortized `iwae{k}` (E[L_k], k in `iwae_ks`, each dividing chunk_size, from
   the same K), the `inference_gap` log p(x) - ELBO, and a
   `nonfinite` mask of examples whose refinement diverged (their `log_px` is NaN).
-  The amortized proposal is the model's q_0(z | x) (`model.encode`).
+  The amortized proposal is the model's q_0(z | x) (`model.encode`). The defaults come
+  from the convergence curve in docs/air.md. A last partial batch is padded with zero
+  rows, so one compiled program serves every batch.
   """
-  log_joint_fn = functools.partial(model.log_joint, params)
-  refine_batch = jax.jit(functools.partial(refine, log_joint_fn, steps=steps, k=k,
-                                           learning_rate=learning_rate))
-
-  def estimate(x, mean, scale, key, ks, n_total):
-    def log_weights_fn(kk, xx, n):
-      z = dist.diag_gaussian_sample(kk, mean, scale, n)
-      return log_joint_fn(xx, z) - dist.diag_gaussian_log_prob(z, mean, scale)
-    return evaluation.chunked_estimates(log_weights_fn, x, key, n_total, chunk_size, ks)
-
-  estimate = jax.jit(estimate, static_argnums=(4, 5))
-  amortized_num_samples = amortized_num_samples or num_samples
-  out = {'log_px': [], 'amortized_log_px': [], 'elbo': [], 'nonfinite': [],
-         **{f'iwae{k}': [] for k in iwae_ks}}
+  check_settings(steps, k, learning_rate)
+  outs = []
   for i, start in enumerate(range(0, len(data), batch_size)):
-    x = jnp.asarray(data[start:start + batch_size], jnp.float32)
-    key_i = jax.random.fold_in(key, i)
-    mean, scale, _ = model.encode(params, x)
-    amortized = estimate(x, mean, scale, jax.random.fold_in(key_i, 0), tuple(iwae_ks),
-                         amortized_num_samples)
-    r_mean, r_scale, _ = refine_batch(x, mean, scale, jax.random.fold_in(key_i, 1))
-    refined = estimate(x, r_mean, r_scale, jax.random.fold_in(key_i, 2), (), num_samples)
-    bad = ~(jnp.all(jnp.isfinite(r_mean), -1) & jnp.all(jnp.isfinite(r_scale), -1)
-            & jnp.isfinite(refined['log_px']))
-    out['log_px'].append(np.asarray(refined['log_px']))
-    out['amortized_log_px'].append(np.asarray(amortized['log_px']))
-    for name in ('elbo', *(f'iwae{k}' for k in iwae_ks)):
-      out[name].append(np.asarray(amortized[name]))
-    out['nonfinite'].append(np.asarray(bad))
-  out = {name: np.concatenate(v) for name, v in out.items()}
+    x = np.asarray(data[start:start + batch_size], np.float32)
+    padded = np.pad(x, ((0, batch_size - len(x)), (0, 0)))
+    out = _batch_estimates(model, params, jnp.asarray(padded), jax.random.fold_in(key, i),
+                           steps, k, learning_rate, num_samples,
+                           amortized_num_samples or num_samples, chunk_size, tuple(iwae_ks))
+    outs.append({name: np.asarray(v)[:len(x)] for name, v in out.items()})
+  out = {name: np.concatenate([o[name] for o in outs]) for name in outs[0]}
   out['inference_gap'] = out['log_px'] - out['elbo']
   return out
 

@@ -24,7 +24,7 @@ _SPLITS = flags.DEFINE_list('splits', ['test'], 'Splits to evaluate.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the evaluation particles.')
 _SVI_STEPS = flags.DEFINE_integer('iw_svi_steps', 0,
                                   'IW-SVI refinement steps per test point (Shu et al.); 0 = off.')
-_SVI_K = flags.DEFINE_integer('iw_svi_k', 10, 'IW-SVI: k of the refined IWAE-k bound.')
+_SVI_K = flags.DEFINE_integer('iw_svi_k', 5, 'IW-SVI: k of the refined IWAE-k bound.')
 _SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 3e-2, 'IW-SVI: Adam step size.')
 _SVI_AMORTIZED_K = flags.DEFINE_integer('iw_svi_amortized_k', 1000, 'IW-SVI: particles of the '
                                         'amortized proposal (its ELBO).')

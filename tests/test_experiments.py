@@ -218,9 +218,9 @@ def test_benchmark_iw_svi_curve_on_a_trained_workdir(tiny_npz, tmp_path):
       '--ks=1', '--eval_k=20', '--eval_points=4', '--min_seconds=0.01', '--nosnr', '--norem',
       '--noavo', f'--iw_svi_workdir={tmp_path / "run"}', '--iw_svi_points=3')
   bench = json.load(open(tmp_path / 'bench.json'))
-  assert [r['steps'] for r in bench['iw_svi']] == [100, 200]  # before, the defaults
+  assert [r['steps'] for r in bench['iw_svi']] == [100, 200, 300]  # before, twice; defaults
   curve = bench['iw_svi_curve']
-  assert curve['num_points'] == 3 and len(curve['grid']) == 12
+  assert curve['num_points'] == 3 and len(curve['grid']) == 21
   # Refinement raises the estimate: no step at all is the lowest row.
   no_steps = next(r for r in curve['grid'] if r['steps'] == 0)
   assert no_steps['log_px'] == min(r['log_px'] for r in curve['grid'])

@@ -98,3 +98,18 @@ def test_bad_settings(kw, message):
   mean, scale = encode(x)
   with pytest.raises(ValueError, match=message):
     iw_svi.refine(model.log_joint, x, mean, scale, jax.random.key(0), **kw)
+
+
+def test_a_ragged_last_batch_is_padded_and_calls_reuse_one_compiled_program():
+  model, x, encode = _setup()
+  adapter = _Adapter(model.log_joint, encode)
+  run = lambda: iw_svi.log_likelihood(adapter, None, np.asarray(x), jax.random.key(2), steps=300,
+                                      k=10, learning_rate=5e-2, num_samples=200, batch_size=5,
+                                      chunk_size=10)
+  out = run()  # batches of 5, 5 and 2 (padded to 5)
+  compiled = iw_svi._batch_estimates._cache_size()
+  assert all(v.shape == (len(x),) for v in out.values())
+  assert not out['nonfinite'].any()
+  np.testing.assert_allclose(out['log_px'].mean(), model.log_px(x).mean(), atol=0.05)
+  run()
+  assert iw_svi._batch_estimates._cache_size() == compiled
