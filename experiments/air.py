@@ -13,11 +13,12 @@ Four models per k: the plain VAE / IWAE-k, DVAE / DIWAE with alpha = 0.5 and 1.0
    error over seeds, beside the paper's numbers.
 
 Every run is early-stopped on the valid log p(x) (--eval_every_epochs, --patience) and
-scored with its best-on-valid params. Caltech 101 Silhouettes, k = 1, one seed, the grid cut
-to the values selected before (docs/air.md; about an hour on 2 CPU cores):
+scored with its best-on-valid params. Caltech 101 Silhouettes, k = 1, three seeds, the grid
+cut to the values selected before, IW-SVI at its earlier settings (docs/air.md; about 2.5 hours
+on one CPU core):
   python -m experiments.air --dataset=caltech101_silhouettes --data_dir=../shared/data \
-      --workdir=runs/air_caltech_es --architecture=avo --table_ks=1 --sweep_ks=1 --seeds=0 \
-      --sigmas=0.3 --max_norms=2
+      --workdir=runs/air_caltech_es --architecture=avo --table_ks=1 --sweep_ks=1 --seeds=0,1,2 \
+      --sigmas=0.3 --max_norms=2 --iw_svi_steps=200 --iw_svi_k=10 --eval_k=5000
 The paper's protocol is the defaults (k = 1, 8, 64, full grids, 3 seeds): an accelerator job.
 
 Every run is a resumable experiments.train workdir under DIR/runs/; DIR/results.json
