@@ -46,8 +46,9 @@ def make_hvi_avo(model, config):
   decoder_steps = config.hvi.get('decoder_steps', 'all')
   if decoder_steps not in ('all', 'elbo'):
     raise ValueError(f"hvi.decoder_steps must be 'all' or 'elbo', got {decoder_steps!r}")
-  # 'elbo': AVO steps train the transitions alone (the ablation of docs/avo.md).
-  model_weight = 1.0 if decoder_steps == 'all' else 0.0
+  # 'elbo': AVO steps train the transitions alone (the ablation of docs/avo.md); the other
+  # groups' loss is then a constant, so the step computes no ELBO backward pass at all.
+  model_loss = jnp.negative if decoder_steps == 'all' else jnp.zeros_like
 
   def elbo(params, x, key, beta):
     return bounds.elbo(model.log_weights(params, x, key, num_samples, beta)[0])
@@ -68,7 +69,7 @@ def make_hvi_avo(model, config):
   def avo_terms(params, batch, rng, step):
     beta = beta_fn(step)
     objective = elbo(params, batch, rng, beta)  # the same chains as avo_sum's (same key)
-    return Terms(objective, {model_and_q0: -model_weight * objective,
+    return Terms(objective, {model_and_q0: model_loss(objective),
                              TRANSITIONS: -avo_sum(params, batch, rng, beta)},
                  {'elbo': jnp.mean(objective), **beta_metric(beta)})
 
