@@ -4,7 +4,7 @@ For IWAE and RWS (seed 0, K = 5) of a finished `experiments.leaderboard` directo
 first N test points of each dataset: log p(x) by IW-SVI, which refines each point's proposal
 and so scores the decoder alone, beside importance sampling from q(z | x) (K = 1,000),
 which scores decoder and encoder together; and each loss's per-group gradient norms at
-init and after training (mean over 20 draws on 100 training images).
+init and after training (mean over 20 draws on the first 100 training images).
 
   python -m experiments.rws_diagnosis runs/leaderboard_cpu 500 runs/rws_diagnosis.json
 """
@@ -23,7 +23,7 @@ from avi import train
 from avi import workdir as workdir_lib
 
 
-def diagnose(workdir: str, method: str, num_points: int) -> dict:
+def diagnose(workdir: str, method: str, num_points: int, num_draws: int = 20) -> dict:
   config = workdir_lib.saved_config(workdir)
   dataset = data_lib.load(config.dataset, config.data_dir or None)
   model, params, _ = train.restore_params(workdir, config, dataset)
@@ -36,7 +36,7 @@ def diagnose(workdir: str, method: str, num_points: int) -> dict:
 
   def grad_norms(p):
     norms = [model.group_norms(jax.grad(lambda q: loss(q, batch, jax.random.key(s))[0])(p))
-             for s in range(20)]
+             for s in range(num_draws)]
     return {g: float(np.mean([n[g] for n in norms])) for g in norms[0]}
 
   return {'iw_svi_log_px': float(out['log_px'].mean()),

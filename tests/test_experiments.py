@@ -53,6 +53,12 @@ def test_train_then_evaluate(tiny_npz, tmp_path):
   # More particles: a tighter (higher) estimate on average, within noise.
   k40 = results['evaluation']['test']['log_px']['mean']
   assert evaluation['evaluation']['test']['log_px']['mean'] > k40 - 0.5
+  # experiments.rws_diagnosis on the same run (flag-free, so importable).
+  from experiments import rws_diagnosis
+  r = rws_diagnosis.diagnose(workdir, 'iwae', 10, num_draws=2)
+  assert r['elbo'] <= r['is_from_q_log_px'] <= r['iw_svi_log_px'] + 0.1
+  assert set(r['grad_norm_init']) == {'decoder', 'encoder'}
+  assert all(v > 0 for v in r['grad_norm_trained'].values())
 
 
 @pytest.mark.slow
@@ -246,14 +252,3 @@ def test_leaderboard_binary_resumes_and_pairs_against_iwae(tiny_npz, tmp_path):
   assert 'already trained and evaluated' in again
   assert json.load(open(os.path.join(workdir, 'leaderboard.json')))['tables'] == board['tables']
 
-
-@pytest.mark.slow
-def test_rws_diagnosis_scores_model_and_encoder_apart(tiny_npz, tmp_path):
-  from experiments import rws_diagnosis  # no flags: importable
-  workdir = str(tmp_path / 'run')
-  run('experiments.train', f'--dataset={tiny_npz}', f'--workdir={workdir}', *FLAGS)
-  r = rws_diagnosis.diagnose(workdir, 'iwae', 10)
-  # ELBO <= IS from q; refining each point's proposal does not lower the estimate.
-  assert r['elbo'] <= r['is_from_q_log_px'] <= r['iw_svi_log_px'] + 0.1
-  assert set(r['grad_norm_init']) == {'decoder', 'encoder'}
-  assert all(v > 0 for v in r['grad_norm_trained'].values())
