@@ -101,9 +101,11 @@ def log_likelihood(model, params, data: np.ndarray, key: jax.Array, steps: int =
   `nonfinite` mask of examples whose refinement diverged (their `log_px` is NaN).
   The amortized proposal is the model's q_0(z | x) (`model.encode`). The defaults come
   from the convergence curve in docs/air.md. A last partial batch is padded with zero
-  rows, so one compiled program serves every batch.
+  rows, so one compiled program serves every batch; fewer than `batch_size` points are
+  one batch of their own size.
   """
   check_settings(steps, k, learning_rate)
+  batch_size = min(batch_size, len(data))
   outs = []
   for i, start in enumerate(range(0, len(data), batch_size)):
     x = np.asarray(data[start:start + batch_size], np.float32)

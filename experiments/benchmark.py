@@ -44,7 +44,8 @@ _EVAL_K = flags.DEFINE_integer('eval_k', 5000, 'K of the evaluation benchmark.')
 _EVAL_POINTS = flags.DEFINE_integer('eval_points', 200, 'Data points timed for evaluation.')
 _MIN_SECONDS = flags.DEFINE_float('min_seconds', 2.0, 'Minimum timed duration per row.')
 _MEMORY = flags.DEFINE_bool('memory', True, 'Also measure the peak memory of the IWAE step at '
-                            'batch 100, K = 50 and 500, unchunked and chunked.')
+                            'batch 100 and each K of --memory_ks, unchunked and chunked.')
+_MEMORY_KS = flags.DEFINE_list('memory_ks', ['50', '500'], 'IWAE K of the memory rows.')
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
@@ -214,43 +215,61 @@ def iw_svi_row(model, params, x, num_points: int, settings: dict) -> dict:
   return {**settings, 'seconds_per_1000_points': 1000 * (time.perf_counter() - start) / num_points}
 
 
-# (S, k, learning rate, K) of the convergence curve; the reference is the most expensive.
+# (S, k, learning rate, K) of the convergence curve, the library's defaults (300, 5, 3e-2)
+# against K last; the reference is the most expensive.
 IW_SVI_GRID = ((0, 1, 1e-3, 5000), (100, 100, 1e-3, 5000), (100, 10, 1e-2, 5000),
                (200, 10, 1e-2, 5000), (400, 10, 1e-2, 5000), (50, 10, 3e-2, 5000),
                (100, 10, 3e-2, 5000), (200, 10, 3e-2, 5000), (400, 10, 3e-2, 5000),
                (100, 10, 1e-1, 5000), (200, 100, 1e-2, 5000), (200, 100, 3e-2, 5000),
                (200, 10, 3e-2, 2000), (200, 5, 3e-2, 3000), (150, 10, 3e-2, 2000),
                (250, 5, 3e-2, 2000), (300, 4, 3e-2, 2000), (300, 5, 3e-2, 1500),
-               (300, 5, 5e-2, 2000), (400, 5, 3e-2, 1000), (400, 2, 3e-2, 2000))
+               (300, 5, 5e-2, 2000), (400, 5, 3e-2, 1000), (400, 2, 3e-2, 2000),
+               (300, 5, 3e-2, 500), (300, 5, 3e-2, 1000), (300, 5, 3e-2, 2000),
+               (300, 5, 3e-2, 5000))
 IW_SVI_REFERENCE = (400, 100, 3e-2, 5000)
+_IW_SVI_GRID = flags.DEFINE_list(
+    'iw_svi_grid', [':'.join(f'{v:g}' for v in row) for row in IW_SVI_GRID],
+    'Settings S:k:rate:K of the IW-SVI curve (with --iw_svi_workdir).')
+_IW_SVI_REFERENCE = flags.DEFINE_string(
+    'iw_svi_reference', ':'.join(f'{v:g}' for v in IW_SVI_REFERENCE),
+    'S:k:rate:K of the IW-SVI curve\'s reference estimate.')
 
 
-def iw_svi_curve(model, params, x: np.ndarray, num_samples=(500, 1000, 2000, 5000)) -> dict:
-  """IW-SVI log p(x) of the same points `[N, P]` against S, k, the Adam rate and K, and
-  against K alone at the library's defaults: each as its mean over the points and its mean
-  paired difference (± SE) to IW_SVI_REFERENCE; the same key throughout (common draws).
-  `cost` counts the decoder passes per point of the refinement and the final K, in
-  thousands (a refinement step's k particles cost two: forward and backward); the
-  amortized pass, which log p(x) does not use, is cut to 100 particles here."""
+def parse_iw_svi_setting(text: str) -> tuple[int, int, float, int]:
+  """'S:k:rate:K' -> (S, k, rate, K)."""
+  try:
+    steps, k, rate, num_samples = text.split(':')
+    return int(steps), int(k), float(rate), int(num_samples)
+  except ValueError:
+    raise app.UsageError(f'an IW-SVI setting is S:k:rate:K (e.g. 300:5:0.03:2000), got '
+                         f'{text!r}') from None
+
+
+def iw_svi_curve(model, params, x: np.ndarray, grid=IW_SVI_GRID,
+                 reference=IW_SVI_REFERENCE) -> dict:
+  """IW-SVI log p(x) of the same points `[N, P]` for each (S, k, Adam rate, K) of `grid`:
+  its mean over the points and its mean paired difference (± SE) to the `reference`
+  setting's; the same key throughout (common draws). `cost` counts the decoder passes per
+  point of the refinement and the final K, in thousands (a refinement step's k particles
+  cost two: forward and backward); the amortized pass, which log p(x) does not use, is cut
+  to 100 particles here."""
   defaults = iw_svi_settings(amortized_num_samples=100)
-
-  def estimate(**settings):
-    return iw_svi.log_likelihood(model, params, x, jax.random.key(5),
-                                 **{**defaults, **settings})['log_px']
   names = ('steps', 'k', 'learning_rate', 'num_samples')
-  reference = estimate(**dict(zip(names, IW_SVI_REFERENCE)))
 
-  def row(**settings):
-    diff = estimate(**settings) - reference
-    settings = {**defaults, **settings}
+  def estimate(values):
+    return iw_svi.log_likelihood(model, params, x, jax.random.key(5),
+                                 **{**defaults, **dict(zip(names, values))})['log_px']
+  reference_log_px = estimate(reference)
+
+  def row(values):
+    diff = estimate(values) - reference_log_px
+    settings = {**defaults, **dict(zip(names, values))}
     cost = (2 * settings['steps'] * settings['k'] + settings['num_samples']) / 1000
-    return {**settings, 'cost': cost, 'log_px': float((diff + reference).mean()),
+    return {**settings, 'cost': cost, 'log_px': float((diff + reference_log_px).mean()),
             'minus_reference': float(diff.mean()),
             'minus_reference_stderr': float(diff.std(ddof=1) / np.sqrt(len(diff)))}
-  grid = [row(**dict(zip(names, values))) for values in IW_SVI_GRID]
-  by_k = [row(num_samples=n) for n in num_samples]
-  return {'num_points': len(x), 'reference': dict(zip(names, IW_SVI_REFERENCE)),
-          'reference_log_px': float(reference.mean()), 'grid': grid, 'num_samples': by_k}
+  return {'num_points': len(x), 'reference': dict(zip(names, reference)),
+          'reference_log_px': float(reference_log_px.mean()), 'grid': [row(v) for v in grid]}
 
 
 def raw_normal_rate(min_seconds: float, shape=(200, 1024, 20)) -> float:
@@ -296,6 +315,8 @@ def snr_rows(min_seconds: float, dim: int = 20, num_data: int = 1024,
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  svi_grid = [parse_iw_svi_setting(t) for t in _IW_SVI_GRID.value]
+  svi_reference = parse_iw_svi_setting(_IW_SVI_REFERENCE.value)
   peak = matmul_peak_gflops(_MIN_SECONDS.value)
   print(f'float32 matmul peak: {peak:.1f} GFLOP/s on {jax.devices()[0].device_kind} '
         f'({jax.device_count()} device(s))')
@@ -324,7 +345,7 @@ def main(argv):
   if _MEMORY.value:
     print('| batch | K | decoder chunk rows | peak RSS (MB) | XLA temporaries (MB) |')
     print('|---|---|---|---|---|')
-    for k in (50, 500):
+    for k in map(int, _MEMORY_KS.value):
       for chunk_rows in (0, model.chunk_rows):
         m = peak_memory_row(100, k, chunk_rows)
         memory.append(m)
@@ -400,13 +421,13 @@ def main(argv):
       print(f'| {r["steps"]} | {r["k"]} | {r["learning_rate"]:g} | {r["num_samples"]} | '
             f'{r["amortized_num_samples"]} | {r["seconds_per_1000_points"]:.1f} |')
     if _IW_SVI_WORKDIR.value:
-      curve = out['iw_svi_curve'] = iw_svi_curve(svi_model, svi_params,
-                                                 svi_x[:_IW_SVI_POINTS.value])
+      curve = out['iw_svi_curve'] = iw_svi_curve(
+          svi_model, svi_params, svi_x[:_IW_SVI_POINTS.value], svi_grid, svi_reference)
       print(f'IW-SVI curve on {curve["num_points"]} test points, reference '
             f'{curve["reference"]}: log p(x) {curve["reference_log_px"]:.2f}')
       print('| S | k | rate | K | cost | log p(x) | minus reference |')
       print('|---|---|---|---|---|---|---|')
-      for r in curve['grid'] + curve['num_samples']:
+      for r in curve['grid']:
         print(f'| {r["steps"]} | {r["k"]} | {r["learning_rate"]:g} | {r["num_samples"]} | '
               f'{r["cost"]:g} | {r["log_px"]:.2f} | {r["minus_reference"]:+.3f} ± '
               f'{r["minus_reference_stderr"]:.3f} |')

@@ -211,8 +211,9 @@ def test_avo_noise_binary(tmp_path):
 def test_benchmark_binary(tmp_path):
   run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
       '--ks=1', '--eval_k=20', '--eval_points=20', '--min_seconds=0.01', '--nosnr', '--norem',
-      '--noavo', '--noiw_svi')
+      '--noavo', '--noiw_svi', '--memory_ks=5')
   bench = json.load(open(tmp_path / 'bench.json'))
+  assert [(m['k'], m['chunk_rows']) for m in bench['memory']] == [(5, 0), (5, 1000)]
   assert bench['train'] and all(r['step_seconds'] > 0 for r in bench['train'])
   assert all(r['plain_jax_step_seconds'] > 0 for r in bench['train'])  # the reference step
 
@@ -222,14 +223,17 @@ def test_benchmark_iw_svi_curve_on_a_trained_workdir(tiny_npz, tmp_path):
   run('experiments.train', f'--dataset={tiny_npz}', f'--workdir={tmp_path / "run"}', *FLAGS)
   run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
       '--ks=1', '--eval_k=20', '--eval_points=4', '--min_seconds=0.01', '--nosnr', '--norem',
-      '--noavo', f'--iw_svi_workdir={tmp_path / "run"}', '--iw_svi_points=3')
+      '--noavo', '--nomemory', f'--iw_svi_workdir={tmp_path / "run"}', '--iw_svi_points=3',
+      '--iw_svi_grid=0:1:0.001:200,30:5:0.03:200', '--iw_svi_reference=60:5:0.03:500')
   bench = json.load(open(tmp_path / 'bench.json'))
   assert [r['steps'] for r in bench['iw_svi']] == [100, 200, 300]  # before, twice; defaults
   curve = bench['iw_svi_curve']
-  assert curve['num_points'] == 3 and len(curve['grid']) == 21
-  # Refinement raises the estimate: no step at all is the lowest row.
-  no_steps = next(r for r in curve['grid'] if r['steps'] == 0)
-  assert no_steps['log_px'] == min(r['log_px'] for r in curve['grid'])
+  assert curve['num_points'] == 3 and curve['reference']['steps'] == 60
+  assert [(r['steps'], r['k'], r['cost']) for r in curve['grid']] == [(0, 1, 0.2), (30, 5, 0.5)]
+  # Refinement raises the estimate: no step at all is the lower row.
+  assert curve['grid'][0]['log_px'] < curve['grid'][1]['log_px']
+  bad = run('experiments.benchmark', '--iw_svi_grid=300:5:2000', check=False)
+  assert bad.returncode != 0 and 'S:k:rate:K' in bad.stderr
 
 
 @pytest.mark.slow
