@@ -35,7 +35,9 @@ from avi import train
 from avi import workdir as workdir_lib
 from experiments.timing import flops_of
 from experiments.timing import time_it
+from experiments.timing import interleaved_medians
 from experiments.timing import time_train_step
+from experiments.timing import train_step_call
 
 _JSON = flags.DEFINE_string('json', None, 'Also write the results here as JSON.')
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['20', '100'], 'Training batch sizes.')
@@ -49,6 +51,8 @@ _MEMORY_KS = flags.DEFINE_list('memory_ks', ['50', '500'], 'IWAE K of the memory
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
+_ROUNDS = flags.DEFINE_integer('rounds', 7, 'Interleaved timing rounds of the amortized HVI / '
+                               'AVO steps (--min_seconds each).')
 _IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (its defaults and the earlier ones).')
 _IW_SVI_WORKDIR = flags.DEFINE_string(
     'iw_svi_workdir', None, 'A trained experiments.train workdir: IW-SVI is timed on its model '
@@ -188,6 +192,47 @@ def toy_rows(min_seconds: float) -> list[dict]:
     fit = jax.jit(lambda k, s=settings: energy_fit.fit(s, k)[1])
     seconds = time_it(lambda: fit(jax.random.key(0)).block_until_ready(), min_seconds)
     rows.append({'objective': objective, 'steps_per_second': settings.steps / seconds})
+  return rows
+
+
+# The amortized steps of issue 13: (name, method, a, hvi.decoder_steps, with transitions).
+AMORTIZED_STEPS = (('vae', 'vae', 0.0, 'all', False),
+                   ('hvi (ELBO step)', 'vae', 0.0, 'all', True),
+                   ('hvi_avo (AVO step)', 'hvi_avo', 1.0, 'all', True),
+                   ("hvi_avo (AVO step, decoder_steps='elbo')", 'hvi_avo', 1.0, 'elbo', True))
+
+
+def amortized_rows(vae, hvi_model, peak: float, seconds_per_round: float,
+                   rounds: int) -> list[dict]:
+  """The loop's VAE, HVI ELBO and AVO steps at batch 100, M = 1 (each `model, params, x`).
+
+  Timed in interleaved rounds (`interleaved_medians`): `step_seconds` is the median over
+  rounds, `ratio_to_vae` the median of the same round's ratio and `ratio_range` its
+  range. a = 0 and a = 1 time the two kinds of hvi_avo step apart: with probability a
+  a step costs a * AVO + (1 - a) * ELBO.
+  """
+  calls, flops = {}, {}
+  for name, method, a, decoder_steps, transitions in AMORTIZED_STEPS:
+    model, params, x = hvi_model if transitions else vae
+    config = config_lib.get_config()
+    config.k, config.num_samples, config.hvi.avo_a = 1, 1, a
+    config.hvi.decoder_steps = decoder_steps
+    tx = train.make_optimizer(config, 1, 1)
+    loss_fn = methods.build(method, model, config)
+    calls[name] = train_step_call(loss_fn, tx, params, x[:100], model.group_norms)
+    flops[name] = flops_of(train.make_train_step(loss_fn, tx, False, model.group_norms),
+                           train.initial_state(params, tx), jnp.asarray(x[:100]),
+                           jax.random.key(1))
+  seconds = interleaved_medians(calls, rounds, seconds_per_round)
+  rows = []
+  for name, s in seconds.items():
+    ratio = s / seconds['vae']
+    rows.append({'method': name, 'step_seconds': float(np.median(s)),
+                 'round_seconds': s.tolist(), 'ratio_to_vae': float(np.median(ratio)),
+                 'ratio_range': [float(ratio.min()), float(ratio.max())],
+                 'gflops_per_step': flops[name] / 1e9,
+                 'flops_ratio_to_vae': flops[name] / flops['vae'],
+                 'fraction_of_peak': flops[name] / np.median(s) / 1e9 / peak})
   return rows
 
 
@@ -390,20 +435,16 @@ def main(argv):
             f'{r["steps_per_second"]:.0f} steps/s')
     vae = make_model(np.random.default_rng(0), 'avo')
     hvi_model = make_model(np.random.default_rng(0), 'avo', num_transitions=5)
-    base = train_row(*vae, 100, 1, peak, _MIN_SECONDS.value, 'vae')
-    out['avo_amortized'] = [{**base, 'ratio_to_vae': 1.0}]
-    # a = 0 and a = 1 time the two kinds of step apart; hvi_avo with probability a costs
-    # a * AVO + (1 - a) * ELBO.
-    for name, a in (('hvi (ELBO step)', 0.0), ('hvi_avo (AVO step)', 1.0)):
-      method = 'vae' if a == 0.0 else 'hvi_avo'
-      r = train_row(*hvi_model, 100, 1, peak, _MIN_SECONDS.value, method, a)
-      out['avo_amortized'].append({**r, 'method': name,
-                                   'ratio_to_vae': r['step_seconds'] / base['step_seconds']})
-    print('| amortized step (avo preset, T=5, batch 100) | ms | ratio to VAE |')
-    print('|---|---|---|')
+    out['avo_amortized'] = amortized_rows(vae, hvi_model, peak, _MIN_SECONDS.value,
+                                          _ROUNDS.value)
+    print(f'| amortized step (avo preset, T=5, batch 100, M=1; {_ROUNDS.value} interleaved '
+          'rounds) | ms | ratio to VAE (range over rounds) | FLOPs ratio | fraction of peak |')
+    print('|---|---|---|---|---|')
     for r in out['avo_amortized']:
-      print(f'| {r["method"]} | {1e3 * r["step_seconds"]:.1f} | {r["ratio_to_vae"]:.2f} |')
-    elbo_step, avo_step = (r['ratio_to_vae'] for r in out['avo_amortized'][1:])
+      print(f'| {r["method"]} | {1e3 * r["step_seconds"]:.1f} | {r["ratio_to_vae"]:.2f} '
+            f'({r["ratio_range"][0]:.2f}-{r["ratio_range"][1]:.2f}) | '
+            f'{r["flops_ratio_to_vae"]:.2f} | {r["fraction_of_peak"]:.1%} |')
+    elbo_step, avo_step = (r['ratio_to_vae'] for r in out['avo_amortized'][1:3])
     print('hvi_avo, expected step: ' + ', '.join(
         f'a = {a}: {a * avo_step + (1 - a) * elbo_step:.2f}x' for a in (0.2, 0.5)))
   if _IW_SVI.value:

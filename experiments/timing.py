@@ -26,10 +26,9 @@ def time_it(fn, min_seconds: float) -> float:
       return elapsed / calls
 
 
-def time_train_step(loss_fn, tx, params, batch: np.ndarray, min_seconds: float,
-                    group_norms=None) -> float:
-  """Seconds per step of the training loop's jitted step on `batch` `[B, P]`, its state
-  donated and threaded from step to step as in `train.train_and_evaluate`."""
+def train_step_call(loss_fn, tx, params, batch: np.ndarray, group_norms=None):
+  """A blocking call of one training loop's jitted step on `batch` `[B, P]`, its state
+  donated and threaded from call to call as in `train.train_and_evaluate`."""
   step = train.make_train_step(loss_fn, tx, False, group_norms)
   state = train.initial_state(jax.tree.map(jnp.copy, params), tx)  # donation consumes it
   batch, key = jnp.asarray(batch), jax.random.key(1)
@@ -39,4 +38,31 @@ def time_train_step(loss_fn, tx, params, batch: np.ndarray, min_seconds: float,
     nonlocal state
     state = jax.block_until_ready(jitted(state, batch, key)[0])
 
-  return time_it(call, min_seconds)
+  return call
+
+
+def time_train_step(loss_fn, tx, params, batch: np.ndarray, min_seconds: float,
+                    group_norms=None) -> float:
+  """Seconds per step of the training loop's step (`train_step_call`)."""
+  return time_it(train_step_call(loss_fn, tx, params, batch, group_norms), min_seconds)
+
+
+def interleaved_medians(calls: dict, rounds: int, seconds_per_round: float,
+                        ) -> dict[str, np.ndarray]:
+  """Median seconds per call of each blocking `calls[name]()`, `[rounds]` each.
+
+  The calls take turns, `seconds_per_round` each per round, so a slow spell of a shared
+  machine hits every call alike and the per-round ratios between them stay comparable;
+  the median of a round's calls ignores single interrupted calls."""
+  for call in calls.values():
+    call()  # compile
+  out = {name: [] for name in calls}
+  for _ in range(rounds):
+    for name, call in calls.items():
+      times, start = [], time.perf_counter()
+      while time.perf_counter() - start < seconds_per_round or len(times) < 3:
+        begin = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - begin)
+      out[name].append(np.median(times))
+  return {name: np.asarray(v) for name, v in out.items()}

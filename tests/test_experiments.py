@@ -1,4 +1,5 @@
-"""The binaries end to end on tiny data, including a SIGKILL and resume."""
+"""The binaries end to end on tiny data, including a SIGKILL and resume; their timing helpers."""
+import functools
 import json
 import os
 import signal
@@ -8,6 +9,8 @@ import time
 
 import numpy as np
 import pytest
+
+from experiments import timing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ['--method=iwae', '--k=3', '--epochs=3', '--batch_size=20', '--eval_k=40',
@@ -205,6 +208,16 @@ def test_avo_noise_binary(tmp_path):
   results = json.load(open(tmp_path / 'results.json'))
   assert set(results['models']) == {'iwae_prior', 'vae', 'hvi_avo'}
   assert all(np.isfinite(m['test_log_px']) for m in results['models'].values())
+
+
+def test_interleaved_medians_times_every_call_in_every_round():
+  calls = {'a': 0, 'b': 0}
+
+  def call(name):
+    calls[name] += 1
+  out = timing.interleaved_medians({n: functools.partial(call, n) for n in calls}, 4, 0.0)
+  assert calls == {'a': 1 + 4 * 3, 'b': 1 + 4 * 3}  # one compiling call, >= 3 per round
+  assert all(v.shape == (4,) and (v >= 0).all() for v in out.values())
 
 
 @pytest.mark.slow

@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -214,3 +215,19 @@ def test_every_method_trains_every_parameter_or_refuses(name, num_transitions, m
     where = jax.tree_util.keystr(path)
     assert np.all(np.isfinite(g)), f'{name}: non-finite gradient at {where}'
     assert np.any(g > 0), f'{name} (T={num_transitions}, H={max_norm}): zero gradient at {where}'
+
+
+@pytest.mark.parametrize('pred', [True, False])
+def test_cond_loss_has_the_value_and_gradient_of_a_differentiated_lax_cond(pred):
+  first = lambda p, b, r, s: (jnp.sum(p['w'] * b) ** 2, {'m': jnp.sum(b)})
+  second = lambda p, b, r, s: (jnp.sum(jnp.sin(p['w'])) * s, {'m': -jnp.sum(b)})
+  params, batch, key = {'w': jnp.arange(3.0)}, jnp.array([0.5, -1.0, 2.0]), jax.random.key(0)
+
+  def scaled(cond):  # the loss's cotangent 3 must scale the gradient
+    loss, metrics = cond(jnp.asarray(pred), first, second, params, batch, key, 2)
+    return 3.0 * loss, metrics
+  ours = jax.value_and_grad(lambda p: scaled(
+      lambda c, f, s, _, *a: methods.cond_loss(c, f, s, p, *a)), has_aux=True)(params)
+  plain = jax.value_and_grad(lambda p: scaled(
+      lambda c, f, s, _, *a: jax.lax.cond(c, f, s, p, *a)), has_aux=True)(params)
+  chex.assert_trees_all_close(ours, plain, rtol=1e-6)

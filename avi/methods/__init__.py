@@ -13,6 +13,7 @@ applies the stop-gradients: each loss trains exactly the groups it names, and a
 method whose losses leave some group of the model untrained fails at build time,
 naming the group.
 """
+import functools
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Protocol, Sequence
 
 import jax
@@ -62,6 +63,39 @@ def route(model: models.LatentVariableModel, terms_fn: TermsFn,
     return loss, {**terms.metrics}
 
   return loss_fn
+
+
+def cond_loss(pred: jax.Array, true_loss: LossFn, false_loss: LossFn, params, batch: jax.Array,
+         rng: jax.Array, step) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """`lax.cond(pred, true_loss, false_loss, params, batch, rng, step)` whose gradient is
+  taken inside the chosen branch.
+
+  Differentiating a plain `lax.cond` keeps the residuals of both branches, zeros for
+  the branch not taken, and writes and reads them on every step: it made hvi_avo's AVO
+  step 1.2-1.9x slower (BENCHMARKS.md). Here each branch computes its own value and
+  gradient in the forward pass and the backward pass scales that gradient.
+  """
+  return _cond(true_loss, false_loss, pred, params, batch, rng, step)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _cond(true_loss, false_loss, pred, params, batch, rng, step):
+  return jax.lax.cond(pred, true_loss, false_loss, params, batch, rng, step)
+
+
+def _cond_forward(true_loss, false_loss, pred, params, batch, rng, step):
+  grad = lambda loss: jax.value_and_grad(loss, has_aux=True)
+  out, grads = jax.lax.cond(pred, grad(true_loss), grad(false_loss), params, batch, rng, step)
+  return out, grads
+
+
+def _cond_backward(true_loss, false_loss, grads, cotangent):
+  del true_loss, false_loss
+  loss_cotangent, _ = cotangent  # the metrics are outputs, not losses: no gradient
+  return None, jax.tree.map(lambda g: loss_cotangent * g, grads), None, None, None
+
+
+_cond.defvjp(_cond_forward, _cond_backward)
 
 
 class Builder(Protocol):

@@ -8,7 +8,7 @@ log p(x | z_t), f_0 the prior and f_T the joint, gradients cut between transitio
 while the decoder and q_0 learn from the HVI ELBO of the same chains: eq. 4 and Sec.
 4.3 optimize q_t and r_t only, not a decoder fitted to the tempered targets at the
 deliberately broad intermediate z_t. The choice
-is drawn inside the compiled step (`lax.cond`), so only the chosen step is computed.
+is drawn inside the compiled step (`methods.cond_loss`), so only the chosen step is computed.
 M = `config.num_samples` chains per example. Plain HVI is the `vae` method with T >= 1.
 `config.hvi.decoder_steps = 'elbo'` leaves the decoder and q_0 untrained in AVO steps
 (an ablation; on the noise model neither setting wins beyond the noise of its training,
@@ -26,6 +26,7 @@ from avi import avo
 from avi import bounds
 from avi.methods import beta_metric
 from avi.methods import check_num_samples
+from avi.methods import cond_loss
 from avi.methods import register
 from avi.methods import route
 from avi.methods import Terms
@@ -79,7 +80,7 @@ def make_hvi_avo(model, config):
   def loss_fn(params, batch, rng, step=0):
     key_choice, key = jax.random.split(rng)
     use_avo = jax.random.uniform(key_choice) < a
-    loss, metrics = jax.lax.cond(use_avo, avo_step, elbo_step, params, batch, key, step)
+    loss, metrics = cond_loss(use_avo, avo_step, elbo_step, params, batch, key, step)
     return loss, {**metrics, 'avo_step': use_avo.astype(jnp.float32)}
 
   return loss_fn
