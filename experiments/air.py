@@ -33,6 +33,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
+import numpy as np
 
 from avi import config as config_lib
 from avi import data as data_lib
@@ -124,7 +125,8 @@ def train_run(dataset, model: str, k: int, value: float, seed: int) -> tuple[str
 
 def iw_svi_run(dataset, workdir: str, k: int) -> dict:
   """IW-SVI test evaluation of a finished run (cached in its iw_svi.json while the settings
-  are the same)."""
+  are the same); the per-point estimates go to iw_svi_per_example.npz, for paired
+  differences between models on the same test points."""
   config = workdir_lib.saved_config(workdir)
   data = reporting.eval_data(dataset, 'test', config)[:_EVAL_POINTS.value or None]
   settings = {'steps': _SVI_STEPS.value, 'k': _SVI_K.value, 'learning_rate': _SVI_LR.value,
@@ -141,6 +143,7 @@ def iw_svi_run(dataset, workdir: str, k: int) -> dict:
       settings['learning_rate'], settings['num_samples'], 100, chunk,
       iwae_ks=(k,) if k > 1 else (), amortized_num_samples=settings['amortized_num_samples'])
   summary = {**iw_svi.summarize(out), 'settings': settings}
+  np.savez(os.path.join(workdir, 'iw_svi_per_example.npz'), **out)
   workdir_lib.write_json(path, summary)
   return summary
 
