@@ -148,6 +148,12 @@ def iw_svi_run(dataset, workdir: str, k: int) -> dict:
   return summary
 
 
+def per_example_iw_svi(workdir: str):
+  """The per-point IW-SVI estimates of a run (None for runs scored before they were kept)."""
+  path = os.path.join(workdir, 'iw_svi_per_example.npz')
+  return dict(np.load(path)) if os.path.exists(path) else None
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -183,12 +189,16 @@ def main(argv):
   # 2. Tables: the selected settings over every seed, IW-SVI on the test set.
   tables = {}
   for k in table_ks:
-    tables[str(k)] = {}
+    tables[str(k)], per_example = {}, {}
     for model in MODELS:
       value = selection[str(k)][model]['value']
-      summaries = [iw_svi_run(dataset, train_run(dataset, model, k, value, seed)[0], k)
-                   for seed in seeds]
+      paths = [train_run(dataset, model, k, value, seed)[0] for seed in seeds]
+      summaries = [iw_svi_run(dataset, path, k) for path in paths]
       tables[str(k)][model] = air_tables.table_row(summaries, k)
+      per_example[model] = [per_example_iw_svi(path) for path in paths]
+      if model != 'base' and None not in per_example[model] + per_example['base']:
+        tables[str(k)][model]['gain_over_base'] = air_tables.paired_gain(
+            per_example[model], per_example['base'])
       r = tables[str(k)][model]
       print(f'{air_tables.label(model, k)}: -ln p(x) {r["neg_log_px"][0]:.2f} '
             f'± {r["neg_log_px"][1]:.2f}, '

@@ -135,6 +135,7 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   assert len(results['tables']['1']['base']['per_seed']) == 1  # selection, rows: test_tables
   per_example = np.load(tmp_path / 'runs' / 'base_k1_s0' / 'iw_svi_per_example.npz')
   assert per_example['log_px'].shape == (10,) and per_example['nonfinite'].dtype == bool
+  assert len(results['tables']['1']['wni']['gain_over_base']) == 2  # paired on the points
   assert (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--sigmas=-1', check=False)
   assert proc.returncode != 0 and 'denoise_sigma must be >= 0' in proc.stderr

@@ -47,6 +47,22 @@ def test_air_markdown_puts_the_paper_beside_ours():
   assert '| DVAE (α = 1.0) | σ = 0.3 | 131.00 ± 1.00 [108.66] | 20.00 ± 0.00 [23.94] |' in md
 
 
+def test_air_gain_is_paired_on_the_test_points():
+  base = {'log_px': np.array([-100.0, -90.0, -80.0, -70.0]), 'nonfinite': np.zeros(4, bool)}
+  model = {'log_px': base['log_px'] + [1.0, 2.0, 3.0, np.nan],
+           'nonfinite': np.array([False, False, False, True])}
+  # One seed: the SE is over the finite test points.
+  np.testing.assert_allclose(air_tables.paired_gain([model], [base]), [2.0, 1.0 / np.sqrt(3)])
+  shifted = {**model, 'log_px': model['log_px'] + 2.0}  # per-seed means 2 and 4
+  np.testing.assert_allclose(air_tables.paired_gain([model, shifted], [base, base]), [3.0, 1.0])
+  row = {**air_tables.table_row([_summary(-130.0, -150.0), _summary(-132.0, -152.0)], 1),
+         'gain_over_base': [0.5, 0.25]}
+  md = air_tables.markdown_tables({'1': {'dvae_a1.0': row}},
+                                  {'1': {'dvae_a1.0': {'setting': 'σ = 0.3'}}},
+                                  'caltech101_silhouettes')
+  assert '[132.60] | +0.50 ± 0.25 |' in md and 'gain in ln p(x) over VAE' in md
+
+
 def test_avo_table_row_columns():
   evaluation = {s: {'elbo': {'mean': e}, 'log_px': {'mean': p}} for s, e, p in (
       ('train', -84.0, -80.0), ('valid', -92.0, -87.0), ('test', -93.0, -88.0))}
