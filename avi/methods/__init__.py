@@ -71,9 +71,9 @@ def cond_loss(pred: jax.Array, true_loss: LossFn, false_loss: LossFn, params, ba
   taken inside the chosen branch.
 
   Differentiating a plain `lax.cond` keeps the residuals of both branches, zeros for
-  the branch not taken, and writes and reads them on every step: it made hvi_avo's AVO
-  step 1.2-1.9x slower (BENCHMARKS.md). Here each branch computes its own value and
-  gradient in the forward pass and the backward pass scales that gradient.
+  the branch not taken (jax-ml/jax#8239), and writes and reads them on every step: it
+  made hvi_avo's AVO step 1.7-2x slower (BENCHMARKS.md). Here each branch computes its
+  own value and gradient in the forward pass and the backward pass scales that gradient.
   """
   return _cond(true_loss, false_loss, pred, params, batch, rng, step)
 
