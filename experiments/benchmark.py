@@ -34,8 +34,8 @@ from avi import snr_study
 from avi import train
 from avi import workdir as workdir_lib
 from experiments.timing import flops_of
-from experiments.timing import time_it
 from experiments.timing import interleaved_medians
+from experiments.timing import time_it
 from experiments.timing import time_train_step
 from experiments.timing import train_step_call
 
