@@ -65,8 +65,8 @@ def route(model: models.LatentVariableModel, terms_fn: TermsFn,
   return loss_fn
 
 
-def cond_loss(pred: jax.Array, true_loss: LossFn, false_loss: LossFn, params, batch: jax.Array,
-         rng: jax.Array, step) -> tuple[jax.Array, dict[str, jax.Array]]:
+def cond_loss(pred: jax.Array, true_loss: LossFn, false_loss: LossFn, params,
+              batch: jax.Array, rng: jax.Array, step) -> tuple[jax.Array, dict[str, jax.Array]]:
   """`lax.cond(pred, true_loss, false_loss, params, batch, rng, step)` whose gradient is
   taken inside the chosen branch.
 
