@@ -53,7 +53,16 @@ def get_config() -> ml_collections.ConfigDict:
   # Model selection on the periodic valid log p(x) (needs eval_every_epochs and a valid
   # split): patience > 0 stops after that many evaluations without a better one, and the
   # final evaluation uses the best-on-valid checkpoint (DIR/best).
-  c.early_stopping = ml_collections.ConfigDict({'patience': 0})
+  c.early_stopping = ml_collections.ConfigDict({
+      'patience': 0,
+      # The valid log p(x) that selects: 'is' samples the amortized q (`eval.periodic_*`);
+      # 'iw_svi' first refines each point's proposal (`avi.iw_svi`, settings below, a fixed
+      # key so that epochs are compared on the same noise), so it scores the decoder, not
+      # the encoder. They pick different epochs once the encoder overfits (docs/air.md).
+      'estimator': 'is',
+      'iw_svi': {'num_points': 500, 'steps': 100, 'k': 5, 'learning_rate': 3e-2,
+                 'num_samples': 500},
+  })
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_samples = 5000  # K of the importance-sampling log-likelihood

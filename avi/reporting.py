@@ -13,6 +13,7 @@ import numpy as np
 
 from avi import data as data_lib
 from avi import evaluation
+from avi import iw_svi
 
 
 def eval_data(dataset: data_lib.Dataset, split: str, config) -> np.ndarray:
@@ -52,7 +53,8 @@ def periodic_eval(model, params, dataset: data_lib.Dataset, config, epoch: int,
                   ) -> dict[str, float]:
   """log p(x) and KL to the prior of every split of `config.eval.splits`, and of valid under
   early stopping, on a subset with few particles (`config.eval.periodic_*`), for the epoch's
-  history."""
+  history; with `early_stopping.estimator='iw_svi'` also valid's IW-SVI log p(x)
+  (`early_stopping.iw_svi`)."""
   periodic = ml_collections.ConfigDict(config.to_dict())
   if config.early_stopping.patience:
     periodic.eval.splits = tuple(dict.fromkeys((*config.eval.splits, 'valid')))
@@ -66,6 +68,17 @@ def periodic_eval(model, params, dataset: data_lib.Dataset, config, epoch: int,
   for split, report in evaluate_splits(model, params, subset, periodic, key).items():
     out[f'{split}_log_px'] = report['summary']['log_px']['mean']
     out[f'{split}_kl_to_prior'] = report['summary']['kl_to_prior']
+  if config.early_stopping.patience and config.early_stopping.estimator == 'iw_svi':
+    s = config.early_stopping.iw_svi
+    x = eval_data(dataset, 'valid', config)[:s.num_points]
+    estimates = iw_svi.log_likelihood(
+        model, params, x, jax.random.fold_in(jax.random.key(config.seed), 4), s.steps, s.k,
+        s.learning_rate, s.num_samples, config.eval.batch_size,
+        min(config.eval.chunk_size, s.num_samples), amortized_num_samples=1)
+    # Points whose refinement diverged are left out (`iw_svi.summarize`), and counted.
+    summary = iw_svi.summarize(estimates)
+    out['valid_iw_svi_log_px'] = summary['log_px']['mean']
+    out['valid_iw_svi_nonfinite'] = len(summary['nonfinite_examples'])
   return out
 
 

@@ -16,7 +16,8 @@
   evaluation re-evaluates without training, and a finished, evaluated run returns
   its stored results (`avi.workdir`).
 - Model selection: with `early_stopping.patience` > 0 the periodic valid log p(x)
-  (`eval_every_epochs`) keeps the best epoch's params in DIR/best, training stops after
+  (`eval_every_epochs`; importance-sampled from q, or by IW-SVI with
+  `early_stopping.estimator='iw_svi'`) keeps the best epoch's params in DIR/best, training stops after
   `patience` evaluations without improvement, and the final evaluation scores the best
   params; the decision is a function of the stored valid curve, so a resumed run, or
   one given more patience, continues exactly.
@@ -38,6 +39,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from avi import data as data_lib
 from avi import distributions as dist
+from avi import iw_svi
 from avi import methods
 from avi import models
 from avi import reporting
@@ -125,23 +127,43 @@ def _check_config(config) -> None:
   if config.early_stopping.patience and not 0 < config.eval_every_epochs <= config.epochs:
     raise ValueError('early_stopping.patience needs the periodic valid log-likelihood: set '
                      '0 < eval_every_epochs <= epochs')
+  estimator = config.early_stopping.estimator
+  if estimator not in SELECTION_METRICS:
+    raise ValueError(f'unknown early_stopping.estimator {estimator!r}; known: '
+                     f'{", ".join(SELECTION_METRICS)}')
+  if estimator == 'iw_svi':
+    s = config.early_stopping.iw_svi
+    iw_svi.check_settings(s.steps, s.k, s.learning_rate)
+    if s.num_points < 1 or s.num_samples < 1:
+      raise ValueError('early_stopping.iw_svi needs num_points >= 1 and num_samples >= 1, got '
+                       f'{s.num_points} and {s.num_samples}')
 
 
-def early_stopping_state(history: dict, patience: int) -> dict:
-  """The periodic valid log p(x) curve in `history` ({epoch: metrics}), its best (earliest
-  maximum) epoch, and whether `patience` > 0 evaluations since then failed to beat it."""
-  curve = {int(e): m['valid_log_px'] for e, m in history.items() if 'valid_log_px' in m}
+# The history entry each `early_stopping.estimator` selects on.
+SELECTION_METRICS = {'is': 'valid_log_px', 'iw_svi': 'valid_iw_svi_log_px'}
+
+
+def early_stopping_state(history: dict, patience: int, metric: str = 'valid_log_px') -> dict:
+  """The periodic valid log p(x) curve (`metric`) in `history` ({epoch: metrics}), its best
+  (earliest maximum) epoch, and whether `patience` > 0 evaluations since then failed to
+  beat it."""
+  curve = {int(e): m[metric] for e, m in history.items() if metric in m}
   best = max(sorted(curve), key=lambda e: curve[e]) if curve else None
   since = sum(e > best for e in curve) if curve else 0
-  return {'patience': patience, 'valid_curve': {str(e): curve[e] for e in sorted(curve)},
+  return {'patience': patience, 'metric': metric,
+          'valid_curve': {str(e): curve[e] for e in sorted(curve)},
           'best_epoch': best, 'best_valid_log_px': curve[best] if curve else None,
           'stopped': bool(patience) and since >= patience}
 
 
-def best_step(history: dict, steps_per_epoch: int):
+def best_step(history: dict, steps_per_epoch: int, metric: str = 'valid_log_px'):
   """The last step of the best-on-valid epoch in `history` (None before any valid log p(x))."""
-  best = early_stopping_state(history, 0)['best_epoch']
+  best = early_stopping_state(history, 0, metric)['best_epoch']
   return None if best is None else best * steps_per_epoch
+
+
+def selection_metric(config) -> str:
+  return SELECTION_METRICS[config.early_stopping.estimator]
 
 
 def versions() -> dict[str, str]:
@@ -192,7 +214,7 @@ def restore_params(workdir: str, config, dataset: data_lib.Dataset):
   with workdir_lib.checkpoint_manager(workdir) as manager:
     state, progress = workdir_lib.restore(manager, initial_state(run.params, run.tx))
   if config.early_stopping.patience:
-    step = best_step(progress['history'], run.steps_per_epoch)
+    step = best_step(progress['history'], run.steps_per_epoch, selection_metric(config))
     return run.model, workdir_lib.restore_best(workdir, run.params, step), step
   return run.model, state['params'], int(state['step'])
 
@@ -221,8 +243,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state, progress = _train(config, workdir, run, mesh, manager, writer, log)
     params, selection = state['params'], None
     if config.early_stopping.patience:
-      selection = early_stopping_state(progress['history'], config.early_stopping.patience)
-      selection['best_step'] = best_step(progress['history'], run.steps_per_epoch)
+      metric = selection_metric(config)
+      selection = early_stopping_state(progress['history'], config.early_stopping.patience,
+                                       metric)
+      selection['best_step'] = best_step(progress['history'], run.steps_per_epoch, metric)
       params = workdir_lib.restore_best(workdir, state['params'], selection['best_step'])
       selection['stopped_epoch'] = (int(state['step']) // run.steps_per_epoch
                                     if selection['stopped'] else None)
@@ -257,7 +281,9 @@ def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tupl
   """The training loop, from the last checkpoint to `run.total_steps`."""
   state, progress = _restore_or_init(workdir, run, mesh, manager, log)
   start, patience = int(state['step']), config.early_stopping.patience
-  if start >= run.total_steps or early_stopping_state(progress['history'], patience)['stopped']:
+  metric = selection_metric(config)
+  if (start >= run.total_steps
+      or early_stopping_state(progress['history'], patience, metric)['stopped']):
     return state, progress
   # Per-epoch metrics, wall time and the running sums of the current epoch travel inside the
   # checkpoint (one atomic save), so a run killed at any point resumes with identical history.
@@ -306,8 +332,8 @@ def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tupl
         means.update(reporting.periodic_eval(run.model, state['params'], run.dataset, config,
                                              epoch + 1))
       progress['history'][str(epoch + 1)] = means
-      if patience and 'valid_log_px' in means:
-        selection = early_stopping_state(progress['history'], patience)
+      if patience and metric in means:
+        selection = early_stopping_state(progress['history'], patience, metric)
         if selection['best_epoch'] == epoch + 1:
           workdir_lib.save_best(workdir, done, state['params'])
         means['best_valid_log_px'], stop = selection['best_valid_log_px'], selection['stopped']
@@ -323,7 +349,7 @@ def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tupl
                                     'count': count} if sums is not None else None)
       workdir_lib.save(manager, done, state, {**progress, 'train_seconds': seconds()})
       if patience:  # the saved history now names the best; older bests are superseded
-        best = best_step(progress['history'], run.steps_per_epoch)
+        best = best_step(progress['history'], run.steps_per_epoch, metric)
         workdir_lib.prune_best(workdir, lambda s: s == best)
       last_save = time.time()
     if stop:

@@ -60,6 +60,9 @@ _EVAL_EVERY = flags.DEFINE_integer('eval_every_epochs', 10, 'Epochs between the 
                                    'estimates of model selection (K = 100, 1,000 points).')
 _PATIENCE = flags.DEFINE_integer('patience', 5, 'Early stopping: valid estimates without a better '
                                  'one; the best-on-valid params are scored. 0: no selection.')
+_SELECTION = flags.DEFINE_enum('selection', 'is', ['is', 'iw_svi'], 'What early stopping '
+                               'selects on: the valid log p(x) importance-sampled from q, or '
+                               'by IW-SVI (scores the decoder; early_stopping.iw_svi defaults).')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _WARMUP = flags.DEFINE_integer('warmup_epochs', 0, 'Epochs of deterministic warm-up (beta from '
                                '0.01 to 1 on log p(z) - log q) of every run.')
@@ -97,6 +100,7 @@ def run_config(model: str, k: int, value: float, seed: int, num_train: int):
   c.epochs, c.batch_size, c.learning_rate, c.seed = (_EPOCHS.value, _BATCH.value, _LR.value,
                                                      seed)
   c.eval_every_epochs, c.early_stopping.patience = _EVAL_EVERY.value, _PATIENCE.value
+  c.early_stopping.estimator = _SELECTION.value
   c.warmup.steps = _WARMUP.value * (num_train // _BATCH.value)
   c.checkpoint_every_seconds = 60.  # a Caltech epoch is 41 steps: per-epoch saves dominate
   c.eval.num_samples = _SELECT_K.value
@@ -205,8 +209,9 @@ def main(argv):
             f'gap {r["inference_gap"][0]:.2f}', flush=True)
   settings = {name: flags.FLAGS[name].value for name in (
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
-      'epochs', 'eval_every_epochs', 'patience', 'warmup_epochs', 'batch_size', 'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k',
-      'iw_svi_learning_rate', 'iw_svi_amortized_k', 'eval_points')}
+      'epochs', 'eval_every_epochs', 'patience', 'selection', 'warmup_epochs', 'batch_size',
+      'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k', 'iw_svi_learning_rate',
+      'iw_svi_amortized_k', 'eval_points')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,
          'selection': selection, 'tables': tables,
          'paper': {str(k): v for k, v in air_tables.PAPER.get(dataset.name, {}).items()}}

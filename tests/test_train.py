@@ -11,6 +11,7 @@ import pytest
 
 from avi import config as config_lib
 from avi import data
+from avi import iw_svi
 from avi import methods
 from avi import reporting
 from avi import schedules
@@ -216,6 +217,55 @@ def test_a_best_saved_after_the_last_checkpoint_is_dropped_on_resume(tmp_path, m
   assert results['early_stopping']['best_epoch'] == 2
   assert results['early_stopping']['best_step'] == 12 and best_steps() == [12]
   assert train.restore_params(str(tmp_path), config, dataset)[2] == 12
+
+
+@pytest.mark.parametrize('estimator, best', [('is', 2), ('iw_svi', 4)])
+def test_early_stopping_selects_on_the_chosen_estimator(tmp_path, monkeypatch, estimator, best):
+  # The encoder overfits (IS from q peaks at epoch 2) while the decoder improves (IW-SVI
+  # peaks at epoch 4): each estimator keeps and scores its own best epoch.
+  is_curve, iw_svi_curve = [-10, -9, -9.5, -9.8, -9.9, -10], [-12, -11, -10.5, -10, -10.2, -10.4]
+  monkeypatch.setattr(reporting, 'periodic_eval',
+                      lambda model, params, dataset, config, epoch: {
+                          'valid_log_px': is_curve[epoch - 1],
+                          'valid_iw_svi_log_px': iw_svi_curve[epoch - 1]})
+  config = tiny_config(epochs=6, eval_every_epochs=1)
+  config.early_stopping.patience, config.early_stopping.estimator = 2, estimator
+  results = train.train_and_evaluate(config, str(tmp_path), tiny_dataset(), log=lambda s: None)
+  selection = results['early_stopping']
+  assert selection['best_epoch'] == best and selection['stopped_epoch'] == best + 2
+  assert selection['metric'] == train.SELECTION_METRICS[estimator]
+  assert train.restore_params(str(tmp_path), config, tiny_dataset())[2] == best * 6
+
+
+def test_periodic_iw_svi_matches_an_independent_estimate(tmp_path):
+  config = tiny_config(epochs=2, eval_every_epochs=1, **{
+      'early_stopping.patience': 1, 'early_stopping.estimator': 'iw_svi'})
+  s = config.early_stopping.iw_svi
+  s.num_points, s.steps, s.num_samples = 30, 20, 40
+  dataset = tiny_dataset()
+  results = train.train_and_evaluate(config, str(tmp_path), dataset, log=lambda s: None)
+  model, params, step = train.restore_params(str(tmp_path), config, dataset)
+  epoch = step // 6
+  estimates = iw_svi.log_likelihood(
+      model, params, dataset.splits['valid'][:30], jax.random.fold_in(jax.random.key(0), 4), 20,
+      s.k, s.learning_rate, 40, 100, 40)
+  np.testing.assert_allclose(results['history'][str(epoch)]['valid_iw_svi_log_px'],
+                             np.mean(estimates['log_px']), rtol=1e-5)
+  assert results['history'][str(epoch)]['valid_iw_svi_nonfinite'] == 0
+  # Refinement can only have raised each point's proposal above the amortized one's, on
+  # average, by more than the IS noise at K = 40 (the IS curve is the amortized one).
+  assert np.mean(estimates['log_px']) > np.mean(estimates['amortized_log_px'])
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('early_stopping.estimator', 'waic', "unknown early_stopping.estimator 'waic'"),
+    ('early_stopping.iw_svi.k', 0, 'IW-SVI k must be >= 1'),
+    ('early_stopping.iw_svi.num_points', 0, 'num_points >= 1'),
+])
+def test_bad_selection_settings(field, value, message):
+  with pytest.raises(ValueError, match=message):
+    train.setup(tiny_config(**{'early_stopping.estimator': 'iw_svi', field: value}),
+                tiny_dataset())
 
 
 @pytest.mark.parametrize('seconds, kept', [(1e-9, [17, 18]), (1e9, [18])])
