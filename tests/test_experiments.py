@@ -124,7 +124,7 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
             '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
             '--batch_size=20', '--select_k=10', '--eval_k=20', '--iw_svi_steps=2',
             '--iw_svi_k=4', '--eval_points=10', '--eval_every_epochs=1', '--patience=1',
-            '--warmup_epochs=1').stdout
+            '--warmup_epochs=1', '--selection=iw_svi').stdout
   assert '| DVAE (α = 0.5) | σ = 0.3 |' in out
   results = json.load(open(tmp_path / 'results.json'))
   assert set(results['sweep']) == {'1'} and set(results['sweep']['1']['wni']) == {'4'}
@@ -132,6 +132,9 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   run_settings = json.load(open(tmp_path / 'runs' / 'dvae_a0.5_k1_sigma0.3_s0' / 'results.json'))[
       'settings']
   assert run_settings['warmup']['steps'] == 20  # 1 epoch of 400 // 20 steps
+  assert run_settings['early_stopping']['estimator'] == 'iw_svi'
+  selection = json.load(open(tmp_path / 'runs' / 'base_k1_s0' / 'results.json'))['early_stopping']
+  assert selection['metric'] == 'valid_iw_svi_log_px' and list(selection['valid_curve']) == ['1']
   assert len(results['tables']['1']['base']['per_seed']) == 1  # selection, rows: test_tables
   per_example = np.load(tmp_path / 'runs' / 'base_k1_s0' / 'iw_svi_per_example.npz')
   assert per_example['log_px'].shape == (10,) and per_example['nonfinite'].dtype == bool
