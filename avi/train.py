@@ -17,9 +17,9 @@
   its stored results (`avi.workdir`).
 - Model selection: with `early_stopping.patience` > 0 the periodic valid log p(x)
   (`eval_every_epochs`; importance-sampled from q, or by IW-SVI with
-  `early_stopping.estimator='iw_svi'`) keeps the best epoch's params in DIR/best, training stops after
-  `patience` evaluations without improvement, and the final evaluation scores the best
-  params; the decision is a function of the stored valid curve, so a resumed run, or
+  `early_stopping.estimator='iw_svi'`) keeps the best epoch's params in DIR/best,
+  training stops after `patience` evaluations without improvement, and the final
+  evaluation scores the best params; the decision is a function of the stored valid curve, so a resumed run, or
   one given more patience, continues exactly.
 - Checkpoints every epoch, every `checkpoint_every_steps`, or every
   `checkpoint_every_seconds` of wall time (short epochs make per-epoch saves costly).
