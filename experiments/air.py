@@ -28,6 +28,7 @@ the unregularized baseline for every k).
 """
 import json
 import os
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -63,6 +64,10 @@ _PATIENCE = flags.DEFINE_integer('patience', 5, 'Early stopping: valid estimates
 _SELECTION = flags.DEFINE_enum('selection', 'is', ['is', 'iw_svi'], 'What early stopping '
                                'selects on: the valid log p(x) importance-sampled from q, or '
                                'by IW-SVI (scores the decoder; early_stopping.iw_svi defaults).')
+_COMPARE_TO = flags.DEFINE_string('compare_to', None, 'Another experiments.air workdir (e.g. '
+                                   'the other --selection): the tables add each model\'s gain '
+                                   'over the same model, k and seeds there, paired on the test '
+                                   'points.')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _WARMUP = flags.DEFINE_integer('warmup_epochs', 0, 'Epochs of deterministic warm-up (beta from '
                                '0.01 to 1 on log p(z) - log q) of every run.')
@@ -109,10 +114,10 @@ def run_config(model: str, k: int, value: float, seed: int, num_train: int):
   return c
 
 
-def run_dir(model: str, k: int, value: float, seed: int) -> str:
+def run_dir(model: str, k: int, value: float, seed: int, root: Optional[str] = None) -> str:
   hyper = MODELS[model][2]
   tag = '' if hyper is None else f'_{"sigma" if hyper == "denoise_sigma" else "H"}{value:g}'
-  return os.path.join(_WORKDIR.value, 'runs', f'{model}_k{k}{tag}_s{seed}')
+  return os.path.join(root or _WORKDIR.value, 'runs', f'{model}_k{k}{tag}_s{seed}')
 
 
 def train_run(dataset, model: str, k: int, value: float, seed: int) -> tuple[str, dict]:
@@ -158,6 +163,14 @@ def per_example_iw_svi(workdir: str):
   return dict(np.load(path)) if os.path.exists(path) else None
 
 
+def compared_per_example(model: str, k: int, seeds: list[int]) -> list:
+  """The per-point IW-SVI of `model` at k in --compare_to (at the value selected there),
+  one entry per seed (None where it was not scored)."""
+  with open(os.path.join(_COMPARE_TO.value, 'results.json')) as f:
+    value = json.load(f)['selection'][str(k)][model]['value']
+  return [per_example_iw_svi(run_dir(model, k, value, seed, _COMPARE_TO.value)) for seed in seeds]
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -173,6 +186,9 @@ def main(argv):
   if min(float(h) for h in _NORMS.value) <= 0:
     raise app.UsageError('--max_norms: every WNI bound H must be > 0')
   iw_svi.check_settings(_SVI_STEPS.value, _SVI_K.value, _SVI_LR.value)
+  if _COMPARE_TO.value and not os.path.exists(os.path.join(_COMPARE_TO.value, 'results.json')):
+    raise app.UsageError(f'--compare_to={_COMPARE_TO.value} has no results.json of '
+                         'experiments.air')
   dataset = data_lib.load(_DATASET.value, _DATA_DIR.value or None)
   os.makedirs(_WORKDIR.value, exist_ok=True)
 
@@ -203,6 +219,11 @@ def main(argv):
       if model != 'base' and None not in per_example[model] + per_example['base']:
         tables[str(k)][model]['gain_over_base'] = air_tables.paired_gain(
             per_example[model], per_example['base'])
+      if _COMPARE_TO.value:
+        there = compared_per_example(model, k, seeds)
+        if None not in there + per_example[model]:
+          tables[str(k)][model]['gain_over_compare'] = air_tables.paired_gain(
+              per_example[model], there)
       r = tables[str(k)][model]
       print(f'{air_tables.label(model, k)}: -ln p(x) {r["neg_log_px"][0]:.2f} '
             f'± {r["neg_log_px"][1]:.2f}, '
@@ -211,13 +232,13 @@ def main(argv):
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
       'epochs', 'eval_every_epochs', 'patience', 'selection', 'warmup_epochs', 'batch_size',
       'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k', 'iw_svi_learning_rate',
-      'iw_svi_amortized_k', 'eval_points')}
+      'iw_svi_amortized_k', 'eval_points', 'compare_to')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,
          'selection': selection, 'tables': tables,
          'paper': {str(k): v for k, v in air_tables.PAPER.get(dataset.name, {}).items()}}
   with open(os.path.join(_WORKDIR.value, 'results.json'), 'w') as f:
     json.dump(out, f, indent=1)
-  md = air_tables.markdown_tables(tables, selection, dataset.name)
+  md = air_tables.markdown_tables(tables, selection, dataset.name, _COMPARE_TO.value)
   with open(os.path.join(_WORKDIR.value, 'tables.md'), 'w') as f:
     f.write(md)
   print(md)

@@ -2,6 +2,7 @@
 models, the paper's numbers, the valid-set selection, the per-seed table rows and the
 sweep figures."""
 import os
+from typing import Optional
 
 import matplotlib
 matplotlib.use('Agg')
@@ -85,21 +86,27 @@ def paired_gain(per_example: list[dict], base: list[dict]) -> list[float]:
   return [float(means[0]), float(diffs[0].std(ddof=1) / np.sqrt(len(diffs[0])))]
 
 
-def markdown_tables(tables: dict, selection: dict, dataset: str) -> str:
+def markdown_tables(tables: dict, selection: dict, dataset: str,
+                    compare_to: Optional[str] = None) -> str:
+  """The tables in markdown; `compare_to` names the workdir of the rows' `gain_over_compare`."""
   paper = PAPER.get(dataset, {})
+  gains = ['gain_over_base'] + (['gain_over_compare'] if compare_to else [])
   lines = []
   for k, rows in tables.items():
     bound = 'L(x)' if int(k) == 1 else f'L_{k}(x)'
     lines += [f'\n{dataset}, k = {k} (ours: mean ± SE over seeds; paper in brackets; the gain '
               'is paired on the test points, its SE over seeds, or over points with one seed)\n',
               f'| model | setting | −ln p(x) | Δ_inf | −{bound} | gain in ln p(x) over '
-              f'{label("base", int(k))} |', '|---|---|---|---|---|---|']
+              f'{label("base", int(k))} |'
+              + (f' gain over the same model in {compare_to} |' if compare_to else ''),
+              '|---|---|---|---|---|---|' + ('---|' if compare_to else '')]
     for model, r in rows.items():
       ref = paper.get(int(k), {}).get(model)
       cells = [f'{r[m][0]:.2f} ± {r[m][1]:.2f}' + (f' [{ref[i]:.2f}]' if ref else '')
                for i, m in enumerate(('neg_log_px', 'inference_gap', 'neg_bound'))]
-      gain = r.get('gain_over_base')
-      cells.append('—' if gain is None else f'{gain[0]:+.2f} ± {gain[1]:.2f}')
+      for name in gains:
+        gain = r.get(name)
+        cells.append('—' if gain is None else f'{gain[0]:+.2f} ± {gain[1]:.2f}')
       setting = selection[k].get(model, {}).get('setting', '—')
       lines.append(f'| {label(model, int(k))} | {setting} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

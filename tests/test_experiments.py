@@ -140,6 +140,18 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   assert per_example['log_px'].shape == (10,) and per_example['nonfinite'].dtype == bool
   assert len(results['tables']['1']['wni']['gain_over_base']) == 2  # paired on the points
   assert (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
+  # Against its own runs (cached, so nothing retrains) every paired gain is exactly 0.
+  out = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
+            '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
+            '--batch_size=20', '--select_k=10', '--eval_k=20', '--iw_svi_steps=2',
+            '--iw_svi_k=4', '--eval_points=10', '--eval_every_epochs=1', '--patience=1',
+            '--warmup_epochs=1', '--selection=iw_svi', f'--compare_to={tmp_path}').stdout
+  assert f'gain over the same model in {tmp_path} |' in out
+  tables = json.load(open(tmp_path / 'results.json'))['tables']['1']
+  assert all(tables[m]['gain_over_compare'][0] == 0.0 for m in tables)
+  proc = run('experiments.air', f'--workdir={tmp_path}/bad', f'--compare_to={tmp_path}/bad',
+             check=False)
+  assert proc.returncode != 0 and 'has no results.json' in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--sigmas=-1', check=False)
   assert proc.returncode != 0 and 'denoise_sigma must be >= 0' in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--max_norms=0', check=False)

@@ -61,6 +61,10 @@ def test_air_gain_is_paired_on_the_test_points():
                                   {'1': {'dvae_a1.0': {'setting': 'σ = 0.3'}}},
                                   'caltech101_silhouettes')
   assert '[132.60] | +0.50 ± 0.25 |' in md and 'gain in ln p(x) over VAE' in md
+  md = air_tables.markdown_tables({'1': {'dvae_a1.0': {**row, 'gain_over_compare': [1.0, 0.5]}}},
+                                  {'1': {'dvae_a1.0': {'setting': 'σ = 0.3'}}},
+                                  'caltech101_silhouettes', 'runs/other')
+  assert '| +0.50 ± 0.25 | +1.00 ± 0.50 |' in md and 'same model in runs/other |' in md
 
 
 def test_avo_table_row_columns():
