@@ -238,22 +238,20 @@ def test_early_stopping_selects_on_the_chosen_estimator(tmp_path, monkeypatch, e
 
 
 def test_periodic_iw_svi_matches_an_independent_estimate(tmp_path):
-  config = tiny_config(epochs=2, eval_every_epochs=1, **{
+  config = tiny_config(epochs=1, eval_every_epochs=1, **{
       'early_stopping.patience': 1, 'early_stopping.estimator': 'iw_svi'})
   s = config.early_stopping.iw_svi
   s.num_points, s.steps, s.num_samples = 30, 20, 40
   dataset = tiny_dataset()
   results = train.train_and_evaluate(config, str(tmp_path), dataset, log=lambda s: None)
-  model, params, step = train.restore_params(str(tmp_path), config, dataset)
-  epoch = step // 6
+  model, params, _ = train.restore_params(str(tmp_path), config, dataset)
   estimates = iw_svi.log_likelihood(
       model, params, dataset.splits['valid'][:30], jax.random.fold_in(jax.random.key(0), 4), 20,
       s.k, s.learning_rate, 40, 100, 40)
-  np.testing.assert_allclose(results['history'][str(epoch)]['valid_iw_svi_log_px'],
+  np.testing.assert_allclose(results['history']['1']['valid_iw_svi_log_px'],
                              np.mean(estimates['log_px']), rtol=1e-5)
-  assert results['history'][str(epoch)]['valid_iw_svi_nonfinite'] == 0
-  # Refinement can only have raised each point's proposal above the amortized one's, on
-  # average, by more than the IS noise at K = 40 (the IS curve is the amortized one).
+  assert results['history']['1']['valid_iw_svi_nonfinite'] == 0
+  # What it selects on is the refined estimate, above the amortized q's on these points.
   assert np.mean(estimates['log_px']) > np.mean(estimates['amortized_log_px'])
 
 
