@@ -2,7 +2,10 @@ r"""Re-evaluates the latest checkpoint of a training run.
 
   python -m experiments.evaluate --workdir=runs/quickstart --k=5000
 
-Writes DIR/evaluation_k{K}.json with the same summaries as results.json.
+Writes DIR/evaluation_k{K}.json with the same summaries as results.json; with
+--iw_svi_steps also each split's per-point IW-SVI estimates (DIR/iw_svi_{split}_k{K}.npz)
+and, with --compare_to=OTHER (evaluated with the same flags), the gain over OTHER paired on
+the points (e.g. two model selections of one training run).
 """
 import os
 
@@ -10,12 +13,14 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
+import numpy as np
 
 from avi import data as data_lib
 from avi import iw_svi
 from avi import reporting
 from avi import train
 from avi import workdir as workdir_lib
+from experiments import air_tables
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A directory written by experiments.train.',
                                required=True)
@@ -26,6 +31,8 @@ _SVI_STEPS = flags.DEFINE_integer('iw_svi_steps', 0,
                                   'IW-SVI refinement steps per test point (Shu et al.); 0 = off.')
 _SVI_K = flags.DEFINE_integer('iw_svi_k', 5, 'IW-SVI: k of the refined IWAE-k bound.')
 _SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 3e-2, 'IW-SVI: Adam step size.')
+_COMPARE_TO = flags.DEFINE_string('compare_to', None, 'Another workdir evaluated with the same '
+                                   'flags: the IW-SVI gain over it, paired on the points.')
 _SVI_AMORTIZED_K = flags.DEFINE_integer('iw_svi_amortized_k', 1000, 'IW-SVI: particles of the '
                                         'amortized proposal (its ELBO).')
 
@@ -34,6 +41,12 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   del argv
   iw_svi.check_settings(_SVI_STEPS.value, _SVI_K.value, _SVI_LR.value)
+  per_point = lambda workdir, split: os.path.join(workdir, f'iw_svi_{split}_k{_K.value}.npz')
+  if _COMPARE_TO.value:
+    missing = [s for s in _SPLITS.value if not os.path.exists(per_point(_COMPARE_TO.value, s))]
+    if not _SVI_STEPS.value or missing:
+      raise app.UsageError(f'--compare_to needs --iw_svi_steps and per-point IW-SVI in '
+                           f'{_COMPARE_TO.value} for every split (missing: {missing})')
   config = workdir_lib.saved_config(_WORKDIR.value)
   dataset = data_lib.load(config.dataset, config.data_dir or None)
   model, params, step = train.restore_params(_WORKDIR.value, config, dataset)
@@ -59,11 +72,16 @@ def main(argv):
           jax.random.fold_in(jax.random.key(_SEED.value), 7), _SVI_STEPS.value, _SVI_K.value,
           _SVI_LR.value, _K.value, config.eval.batch_size, config.eval.chunk_size,
           amortized_num_samples=_SVI_AMORTIZED_K.value)
-      results['iw_svi'][split] = iw_svi.summarize(out)
-      s = results['iw_svi'][split]
+      np.savez(per_point(_WORKDIR.value, split), **out)
+      results['iw_svi'][split] = s = iw_svi.summarize(out)
       print(f'IW-SVI {split}: log p(x) {s["log_px"]["mean"]:.2f} ± {s["log_px"]["stderr"]:.2f}, '
             f'inference gap {s["inference_gap"]["mean"]:.2f}, '
             f'{len(s["nonfinite_examples"])} non-finite examples')
+      if _COMPARE_TO.value:
+        there = dict(np.load(per_point(_COMPARE_TO.value, split)))
+        s['gain_over_compare'] = air_tables.paired_gain([out], [there])
+        print(f'IW-SVI {split}: gain over {_COMPARE_TO.value} {s["gain_over_compare"][0]:+.2f} '
+              f'± {s["gain_over_compare"][1]:.2f} (paired on the points)')
   out = os.path.join(_WORKDIR.value, f'evaluation_k{_K.value}.json')
   workdir_lib.write_json(out, results)
   print(reporting.results_table(results))

@@ -53,6 +53,15 @@ def test_train_then_evaluate(tiny_npz, tmp_path):
   assert svi['nonfinite_examples'] == [] and svi['log_px']['num'] == 40
   # Refined proposals give a tighter estimate than the amortized one at the same K, on average.
   assert svi['log_px']['mean'] > svi['amortized_log_px']['mean'] - 0.2
+  assert np.load(os.path.join(workdir, 'iw_svi_test_k80.npz'))['log_px'].shape == (40,)
+  # Against itself (the same key), the paired gain is exactly 0.
+  out = run('experiments.evaluate', f'--workdir={workdir}', '--k=80', '--iw_svi_steps=20',
+            '--iw_svi_k=5', '--iw_svi_learning_rate=1e-2', '--iw_svi_amortized_k=80',
+            f'--compare_to={workdir}').stdout
+  assert f'gain over {workdir} +0.00 ± 0.00' in out
+  proc = run('experiments.evaluate', f'--workdir={workdir}', f'--compare_to={tmp_path}',
+             '--iw_svi_steps=2', check=False)
+  assert proc.returncode != 0 and "missing: ['test']" in proc.stderr
   # More particles: a tighter (higher) estimate on average, within noise.
   k40 = results['evaluation']['test']['log_px']['mean']
   assert evaluation['evaluation']['test']['log_px']['mean'] > k40 - 0.5
