@@ -31,10 +31,10 @@ _SVI_STEPS = flags.DEFINE_integer('iw_svi_steps', 0,
                                   'IW-SVI refinement steps per test point (Shu et al.); 0 = off.')
 _SVI_K = flags.DEFINE_integer('iw_svi_k', 5, 'IW-SVI: k of the refined IWAE-k bound.')
 _SVI_LR = flags.DEFINE_float('iw_svi_learning_rate', 3e-2, 'IW-SVI: Adam step size.')
-_COMPARE_TO = flags.DEFINE_string('compare_to', None, 'Another workdir evaluated with the same '
-                                   'flags: the IW-SVI gain over it, paired on the points.')
 _SVI_AMORTIZED_K = flags.DEFINE_integer('iw_svi_amortized_k', 1000, 'IW-SVI: particles of the '
                                         'amortized proposal (its ELBO).')
+_COMPARE_TO = flags.DEFINE_string('compare_to', None, 'Another workdir evaluated with the same '
+                                   'flags: the IW-SVI gain over it, paired on the points.')
 
 
 def main(argv):
