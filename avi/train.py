@@ -282,6 +282,12 @@ def _train(config, workdir: str, run: Setup, mesh, manager, writer, log) -> tupl
   state, progress = _restore_or_init(workdir, run, mesh, manager, log)
   start, patience = int(state['step']), config.early_stopping.patience
   metric = selection_metric(config)
+  if patience and any('valid_log_px' in m and metric not in m
+                      for m in progress['history'].values()):
+    # Earlier evaluations cannot be rescored: selecting among the later ones only would
+    # silently discard the epochs the run was selected on so far.
+    raise ValueError(f'{workdir} was evaluated without {metric} (another '
+                     'early_stopping.estimator); keep its estimator or use a new --workdir')
   if (start >= run.total_steps
       or early_stopping_state(progress['history'], patience, metric)['stopped']):
     return state, progress

@@ -129,7 +129,12 @@ def train_run(dataset, model: str, k: int, value: float, seed: int) -> tuple[str
     config = run_config(model, k, value, seed, len(dataset.splits['train']))
     train.train_and_evaluate(config, workdir, dataset, log=logging.info)
   with open(path) as f:
-    return workdir, json.load(f)
+    results = json.load(f)
+  selected_on = results['settings'].get('early_stopping', {}).get('estimator', 'is')
+  if selected_on != _SELECTION.value:
+    raise app.UsageError(f'{workdir} was selected on {selected_on!r}, not --selection='
+                         f'{_SELECTION.value}: use another --workdir')
+  return workdir, results
 
 
 def iw_svi_run(dataset, workdir: str, k: int) -> dict:

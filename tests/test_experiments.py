@@ -158,6 +158,10 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   assert f'gain over the same model in {tmp_path} |' in out
   tables = json.load(open(tmp_path / 'results.json'))['tables']['1']
   assert all(tables[m]['gain_over_compare'][0] == 0.0 for m in tables)
+  proc = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
+             '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
+             check=False)  # the runs were selected on IW-SVI
+  assert proc.returncode != 0 and "selected on 'iw_svi', not --selection=is" in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', f'--compare_to={tmp_path}/bad',
              check=False)
   assert proc.returncode != 0 and 'has no results.json' in proc.stderr

@@ -227,7 +227,8 @@ def test_early_stopping_selects_on_the_chosen_estimator(tmp_path, monkeypatch, e
   monkeypatch.setattr(reporting, 'periodic_eval',
                       lambda model, params, dataset, config, epoch: {
                           'valid_log_px': is_curve[epoch - 1],
-                          'valid_iw_svi_log_px': iw_svi_curve[epoch - 1]})
+                          **({'valid_iw_svi_log_px': iw_svi_curve[epoch - 1]}
+                             if config.early_stopping.estimator == 'iw_svi' else {})})
   config = tiny_config(epochs=6, eval_every_epochs=1)
   config.early_stopping.patience, config.early_stopping.estimator = 2, estimator
   results = train.train_and_evaluate(config, str(tmp_path), tiny_dataset(), log=lambda s: None)
@@ -235,6 +236,10 @@ def test_early_stopping_selects_on_the_chosen_estimator(tmp_path, monkeypatch, e
   assert selection['best_epoch'] == best and selection['stopped_epoch'] == best + 2
   assert selection['metric'] == train.SELECTION_METRICS[estimator]
   assert train.restore_params(str(tmp_path), config, tiny_dataset())[2] == best * 6
+  if estimator == 'is':  # its epochs have no IW-SVI estimate to select on
+    config.early_stopping.estimator = 'iw_svi'
+    with pytest.raises(ValueError, match='evaluated without valid_iw_svi_log_px'):
+      train.train_and_evaluate(config, str(tmp_path), tiny_dataset(), log=lambda s: None)
 
 
 def test_periodic_iw_svi_matches_an_independent_estimate(tmp_path):
