@@ -1,4 +1,5 @@
-r"""Re-evaluates the latest checkpoint of a training run.
+r"""Re-evaluates a training run: its best-on-valid params under early stopping, else its
+latest checkpoint.
 
   python -m experiments.evaluate --workdir=runs/quickstart --k=5000
 
