@@ -4,8 +4,10 @@ Four models per k: the plain VAE / IWAE-k, DVAE / DIWAE with alpha = 0.5 and 1.0
 (noise std sigma on the encoder input), and WNI (encoder weight norms <= H).
 
 1. Sweep (Figures 1-2): every regularizer at every value of its grid, for each k
-   in --sweep_ks, seed --seeds[0]; valid and test log p(x) by importance sampling
-   (K = --select_k). sigma and H for the tables are the valid-set argmax.
+   in --sweep_ks, seed --seeds[0]; valid and test log p(x) by the estimator early
+   stopping selects on (--selection): importance sampling from q (K = --select_k), or
+   IW-SVI (valid: the early-stopping estimate at the best epoch; test: as in the
+   tables). sigma and H for the tables are the valid-set argmax.
 2. Tables (1-3): each model with its selected value for every seed in --seeds,
    evaluated on the test set with IW-SVI (--iw_svi_steps Adam steps of the IWAE
    --iw_svi_k bound per test point, then K = --eval_k): -ln p(x), the inference
@@ -21,10 +23,11 @@ on one CPU core):
       --sigmas=0.3 --max_norms=2 --iw_svi_steps=200 --iw_svi_k=10 --eval_k=5000
 The paper's protocol is the defaults (k = 1, 8, 64, full grids, 3 seeds): an accelerator job.
 
-Every run is a resumable experiments.train workdir under DIR/runs/; DIR/results.json
-holds the sweep, the selection and the tables; DIR/tables.md the tables;
-DIR/figure1.png and DIR/figure2.png the sweeps (absolute at k = 1; relative to
-the unregularized baseline for every k).
+Every run is a resumable experiments.train workdir under DIR/runs/, read back once trained,
+so --models can split the work into disjoint subsets run by parallel processes on the same
+DIR (then one run with every model writes the tables). DIR/results.json holds the sweep, the
+selection and the tables; DIR/tables.md the tables; DIR/figure1.png and DIR/figure2.png the
+sweeps (absolute at k = 1; relative to the unregularized baseline for every k).
 """
 import json
 import os
@@ -55,6 +58,8 @@ _SWEEP_KS = flags.DEFINE_list('sweep_ks', ['1', '8', '64'], 'k of the sweep.')
 _SIGMAS = flags.DEFINE_list('sigmas', ['0.1', '0.3', '0.9'], 'Grid of DVAE noise stds.')
 _NORMS = flags.DEFINE_list('max_norms', ['0.5', '2', '8'], 'Grid of WNI bounds H.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Table seeds; the sweep uses the first.')
+_MODELS = flags.DEFINE_list('models', list(MODELS), 'Models to train and tabulate, of '
+                            f'{", ".join(MODELS)} (the figures and gains need base).')
 _EPOCHS = flags.DEFINE_integer('epochs', 1000, 'Most training epochs of a run (early stopping '
                                'ends it sooner).')
 _EVAL_EVERY = flags.DEFINE_integer('eval_every_epochs', 10, 'Epochs between the valid log p(x) '
@@ -137,6 +142,18 @@ def train_run(dataset, model: str, k: int, value: float, seed: int) -> tuple[str
   return workdir, results
 
 
+def sweep_entry(dataset, workdir: str, results: dict, k: int) -> dict:
+  """One sweep point: valid and test log p(x) by the --selection estimator (IS from q on all
+  points; or IW-SVI, valid at the best epoch on the points early stopping scored and test on
+  --eval_points, the tables' evaluation) and the best epoch."""
+  entry = {s: results['evaluation'][s]['log_px']['mean'] for s in ('valid', 'test')}
+  if _SELECTION.value == 'iw_svi':
+    entry = {'valid': results['early_stopping']['best_valid_log_px'],
+             'test': iw_svi_run(dataset, workdir, k)['log_px']['mean'],
+             **{f'{s}_is': v for s, v in entry.items()}}
+  return {**entry, 'best_epoch': (results.get('early_stopping') or {}).get('best_epoch')}
+
+
 def iw_svi_run(dataset, workdir: str, k: int) -> dict:
   """IW-SVI test evaluation of a finished run (cached in its iw_svi.json while the settings
   are the same); the per-point estimates go to iw_svi_per_example.npz, for paired
@@ -186,6 +203,9 @@ def main(argv):
     raise app.UsageError('--table_ks and --sweep_ks must be >= 1')
   if not seeds:
     raise app.UsageError('--seeds is empty')
+  models = [m for m in MODELS if m in _MODELS.value]  # in MODELS' order
+  if not models or len(models) != len(set(_MODELS.value)):
+    raise app.UsageError(f'--models={",".join(_MODELS.value)}: choose from {", ".join(MODELS)}')
   for sigma in _SIGMAS.value:
     check_denoising(float(sigma), 0.5)
   if min(float(h) for h in _NORMS.value) <= 0:
@@ -201,27 +221,27 @@ def main(argv):
   sweep, selection = {}, {}
   for k in sweep_ks:
     sweep[str(k)] = {}
-    for model in MODELS:
+    for model in models:
       sweep[str(k)][model] = {}
       for value in grid(model):
-        _, r = train_run(dataset, model, k, value, seeds[0])
-        sweep[str(k)][model][f'{value:g}'] = {
-            **{s: r['evaluation'][s]['log_px']['mean'] for s in ('valid', 'test')},
-            'best_epoch': (r.get('early_stopping') or {}).get('best_epoch')}
+        path, r = train_run(dataset, model, k, value, seeds[0])
+        sweep[str(k)][model][f'{value:g}'] = sweep_entry(dataset, path, r, k)
     selection[str(k)] = air_tables.select(sweep[str(k)])
-  air_tables.sweep_figures(sweep, _WORKDIR.value)
+  if 'base' in models:
+    air_tables.sweep_figures(sweep, _WORKDIR.value)
 
   # 2. Tables: the selected settings over every seed, IW-SVI on the test set.
   tables = {}
   for k in table_ks:
     tables[str(k)], per_example = {}, {}
-    for model in MODELS:
+    for model in models:
       value = selection[str(k)][model]['value']
       paths = [train_run(dataset, model, k, value, seed)[0] for seed in seeds]
       summaries = [iw_svi_run(dataset, path, k) for path in paths]
       tables[str(k)][model] = air_tables.table_row(summaries, k)
       per_example[model] = [per_example_iw_svi(path) for path in paths]
-      if model != 'base' and None not in per_example[model] + per_example['base']:
+      if (model != 'base' and 'base' in models
+          and None not in per_example[model] + per_example['base']):
         tables[str(k)][model]['gain_over_base'] = air_tables.paired_gain(
             per_example[model], per_example['base'])
       if _COMPARE_TO.value:
@@ -235,7 +255,7 @@ def main(argv):
             f'gap {r["inference_gap"][0]:.2f}', flush=True)
   settings = {name: flags.FLAGS[name].value for name in (
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
-      'epochs', 'eval_every_epochs', 'patience', 'selection', 'warmup_epochs', 'batch_size',
+      'models', 'epochs', 'eval_every_epochs', 'patience', 'selection', 'warmup_epochs', 'batch_size',
       'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k', 'iw_svi_learning_rate',
       'iw_svi_amortized_k', 'eval_points', 'compare_to')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,

@@ -138,6 +138,15 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   results = json.load(open(tmp_path / 'results.json'))
   assert set(results['sweep']) == {'1'} and set(results['sweep']['1']['wni']) == {'4'}
   assert results['sweep']['1']['wni']['4']['best_epoch'] == 1  # early stopping on valid
+  # Selected on IW-SVI, the sweep (and so sigma, H and the figures) uses IW-SVI too.
+  wni_run = tmp_path / 'runs' / 'wni_k1_H4_s0'
+  wni_results = json.load(open(wni_run / 'results.json'))
+  assert results['sweep']['1']['wni']['4']['valid'] == wni_results['early_stopping'][
+      'best_valid_log_px']
+  assert results['sweep']['1']['wni']['4']['test'] == json.load(open(wni_run / 'iw_svi.json'))[
+      'log_px']['mean']
+  assert results['sweep']['1']['wni']['4']['test_is'] == wni_results['evaluation']['test'][
+      'log_px']['mean']
   run_settings = json.load(open(tmp_path / 'runs' / 'dvae_a0.5_k1_sigma0.3_s0' / 'results.json'))[
       'settings']
   assert run_settings['warmup']['steps'] == 20  # 1 epoch of 400 // 20 steps
@@ -158,6 +167,16 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   assert f'gain over the same model in {tmp_path} |' in out
   tables = json.load(open(tmp_path / 'results.json'))['tables']['1']
   assert all(tables[m]['gain_over_compare'][0] == 0.0 for m in tables)
+  # One model alone, read back: its row, without the gain over the base it did not run.
+  run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
+      '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
+      '--batch_size=20', '--eval_k=20', '--iw_svi_steps=2', '--iw_svi_k=4', '--eval_points=10',
+      '--eval_every_epochs=1', '--patience=1', '--warmup_epochs=1', '--selection=iw_svi',
+      '--models=wni')
+  tables = json.load(open(tmp_path / 'results.json'))['tables']['1']
+  assert list(tables) == ['wni'] and 'gain_over_base' not in tables['wni']
+  proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--models=wni,vae', check=False)
+  assert proc.returncode != 0 and '--models=wni,vae: choose from base' in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
              '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
              check=False)  # the runs were selected on IW-SVI
