@@ -255,9 +255,9 @@ def main(argv):
             f'gap {r["inference_gap"][0]:.2f}', flush=True)
   settings = {name: flags.FLAGS[name].value for name in (
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
-      'models', 'epochs', 'eval_every_epochs', 'patience', 'selection', 'warmup_epochs', 'batch_size',
-      'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k', 'iw_svi_learning_rate',
-      'iw_svi_amortized_k', 'eval_points', 'compare_to')}
+      'models', 'epochs', 'eval_every_epochs', 'patience', 'selection', 'warmup_epochs',
+      'batch_size', 'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k',
+      'iw_svi_learning_rate', 'iw_svi_amortized_k', 'eval_points', 'compare_to')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,
          'selection': selection, 'tables': tables,
          'paper': {str(k): v for k, v in air_tables.PAPER.get(dataset.name, {}).items()}}
