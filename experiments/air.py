@@ -59,7 +59,7 @@ _SIGMAS = flags.DEFINE_list('sigmas', ['0.1', '0.3', '0.9'], 'Grid of DVAE noise
 _NORMS = flags.DEFINE_list('max_norms', ['0.5', '2', '8'], 'Grid of WNI bounds H.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Table seeds; the sweep uses the first.')
 _MODELS = flags.DEFINE_list('models', list(MODELS), 'Models to train and tabulate, of '
-                            f'{", ".join(MODELS)} (the figures and gains need base).')
+                            f'{", ".join(MODELS)} (the figures and gains need base and a regularizer).')
 _EPOCHS = flags.DEFINE_integer('epochs', 1000, 'Most training epochs of a run (early stopping '
                                'ends it sooner).')
 _EVAL_EVERY = flags.DEFINE_integer('eval_every_epochs', 10, 'Epochs between the valid log p(x) '
@@ -227,7 +227,7 @@ def main(argv):
         path, r = train_run(dataset, model, k, value, seeds[0])
         sweep[str(k)][model][f'{value:g}'] = sweep_entry(dataset, path, r, k)
     selection[str(k)] = air_tables.select(sweep[str(k)])
-  if 'base' in models:
+  if 'base' in models and len(models) > 1:
     air_tables.sweep_figures(sweep, _WORKDIR.value)
 
   # 2. Tables: the selected settings over every seed, IW-SVI on the test set.

@@ -113,11 +113,13 @@ def markdown_tables(tables: dict, selection: dict, dataset: str,
 
 
 def sweep_figures(sweep: dict, directory: str) -> None:
-  """Figure 1 (k = 1, absolute test log p(x)) and Figure 2 (every k, minus the baseline)."""
-  regularizers = [m for m in MODELS if MODELS[m][2]]
+  """Figure 1 (k = 1, absolute test log p(x)) and Figure 2 (every k, minus the baseline), for
+  the regularizers in the sweep."""
+  regularizers = [m for m in MODELS if MODELS[m][2] and any(m in by for by in sweep.values())]
   for name, relative in (('figure1', False), ('figure2', True)):
-    fig, axes = plt.subplots(1, len(regularizers), figsize=(4 * len(regularizers), 3.3))
-    for ax, model in zip(axes, regularizers):
+    fig, axes = plt.subplots(1, len(regularizers), figsize=(4 * len(regularizers), 3.3),
+                             squeeze=False)
+    for ax, model in zip(axes[0], regularizers):
       for k, by_model in sweep.items():
         if not relative and int(k) != 1:
           continue

@@ -167,14 +167,18 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
   assert f'gain over the same model in {tmp_path} |' in out
   tables = json.load(open(tmp_path / 'results.json'))['tables']['1']
   assert all(tables[m]['gain_over_compare'][0] == 0.0 for m in tables)
-  # One model alone, read back: its row, without the gain over the base it did not run.
-  run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
-      '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
-      '--batch_size=20', '--eval_k=20', '--iw_svi_steps=2', '--iw_svi_k=4', '--eval_points=10',
-      '--eval_every_epochs=1', '--patience=1', '--warmup_epochs=1', '--selection=iw_svi',
-      '--models=wni')
-  tables = json.load(open(tmp_path / 'results.json'))['tables']['1']
-  assert list(tables) == ['wni'] and 'gain_over_base' not in tables['wni']
+  # Subsets of the models, read back: their rows, the gain only where base ran too.
+  for models in ('base,wni', 'wni'):
+    (tmp_path / 'figure2.png').unlink(missing_ok=True)
+    run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
+        '--table_ks=1', '--sweep_ks=1', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
+        '--batch_size=20', '--eval_k=20', '--iw_svi_steps=2', '--iw_svi_k=4',
+        '--eval_points=10', '--eval_every_epochs=1', '--patience=1', '--warmup_epochs=1',
+        '--selection=iw_svi', f'--models={models}')
+    tables = json.load(open(tmp_path / 'results.json'))['tables']['1']
+    assert list(tables) == models.split(',')
+    assert ('gain_over_base' in tables['wni']) == ('base' in models)
+    assert (tmp_path / 'figure2.png').exists() == ('base' in models)
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--models=wni,vae', check=False)
   assert proc.returncode != 0 and '--models=wni,vae: choose from base' in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
