@@ -21,7 +21,8 @@ on one CPU core):
   python -m experiments.air --dataset=caltech101_silhouettes --data_dir=../shared/data \
       --workdir=runs/air_caltech_es --architecture=avo --table_ks=1 --sweep_ks=1 --seeds=0,1,2 \
       --sigmas=0.3 --max_norms=2 --iw_svi_steps=200 --iw_svi_k=10 --eval_k=5000
-The paper's protocol is the defaults (k = 1, 8, 64, full grids, 3 seeds): an accelerator job.
+The paper's scale is the defaults (k = 1, 8, 64, full grids, 3 seeds), an accelerator job;
+docs/air.md runs it with --architecture=avo --selection=iw_svi, the protocol of its tables.
 
 Every run is a resumable experiments.train workdir under DIR/runs/, read back once trained,
 so --models can split the work into disjoint subsets run by parallel processes on the same
@@ -59,7 +60,8 @@ _SIGMAS = flags.DEFINE_list('sigmas', ['0.1', '0.3', '0.9'], 'Grid of DVAE noise
 _NORMS = flags.DEFINE_list('max_norms', ['0.5', '2', '8'], 'Grid of WNI bounds H.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Table seeds; the sweep uses the first.')
 _MODELS = flags.DEFINE_list('models', list(MODELS), 'Models to train and tabulate, of '
-                            f'{", ".join(MODELS)} (the figures and gains need base and a regularizer).')
+                            f'{", ".join(MODELS)} (the figures and gains need base and a '
+                            'regularizer).')
 _EPOCHS = flags.DEFINE_integer('epochs', 1000, 'Most training epochs of a run (early stopping '
                                'ends it sooner).')
 _EVAL_EVERY = flags.DEFINE_integer('eval_every_epochs', 10, 'Epochs between the valid log p(x) '
