@@ -114,9 +114,10 @@ def markdown_tables(tables: dict, selection: dict, dataset: str,
 
 def sweep_figures(sweep: dict, directory: str) -> None:
   """Figure 1 (k = 1, absolute test log p(x)) and Figure 2 (every k, minus the baseline), for
-  the regularizers in the sweep."""
+  the regularizers in the sweep; Figure 1 only if the sweep has k = 1."""
   regularizers = [m for m in MODELS if MODELS[m][2] and any(m in by for by in sweep.values())]
-  for name, relative in (('figure1', False), ('figure2', True)):
+  figures = [('figure1', False)] if any(int(k) == 1 for k in sweep) else []
+  for name, relative in figures + [('figure2', True)]:
     fig, axes = plt.subplots(1, len(regularizers), figsize=(4 * len(regularizers), 3.3),
                              squeeze=False)
     for ax, model in zip(axes[0], regularizers):

@@ -179,6 +179,14 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
     assert list(tables) == models.split(',')
     assert ('gain_over_base' in tables['wni']) == ('base' in models)
     assert (tmp_path / 'figure2.png').exists() == ('base' in models)
+  # A sweep without k = 1 has no Figure 1 (absolute at k = 1), only Figure 2.
+  (tmp_path / 'figure1.png').unlink()
+  run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
+      '--table_ks=2', '--sweep_ks=2', '--sigmas=0.3', '--max_norms=4', '--seeds=0',
+      '--batch_size=20', '--eval_k=20', '--iw_svi_steps=2', '--iw_svi_k=4',
+      '--eval_points=10', '--eval_every_epochs=1', '--patience=1', '--warmup_epochs=1',
+      '--selection=iw_svi', '--models=base,wni')
+  assert not (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--models=wni,vae', check=False)
   assert proc.returncode != 0 and '--models=wni,vae: choose from base' in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',
