@@ -94,15 +94,17 @@ def markdown_tables(tables: dict, selection: dict, dataset: str,
   lines = []
   for k, rows in tables.items():
     bound = 'L(x)' if int(k) == 1 else f'L_{k}(x)'
-    lines += [f'\n{dataset}, k = {k} (ours: mean ± SE over seeds; paper in brackets; the gain '
-              'is paired on the test points, its SE over seeds, or over points with one seed)\n',
+    lines += [f'\n{dataset}, k = {k} (ours: mean ± SE over seeds, the mean alone with one seed; '
+              'paper in brackets; the gain is paired on the test points, its SE over seeds, '
+              'or over points with one seed)\n',
               f'| model | setting | −ln p(x) | Δ_inf | −{bound} | gain in ln p(x) over '
               f'{label("base", int(k))} |'
               + (f' gain over the same model in {compare_to} |' if compare_to else ''),
               '|---|---|---|---|---|---|' + ('---|' if compare_to else '')]
     for model, r in rows.items():
       ref = paper.get(int(k), {}).get(model)
-      cells = [f'{r[m][0]:.2f} ± {r[m][1]:.2f}' + (f' [{ref[i]:.2f}]' if ref else '')
+      cells = [f'{r[m][0]:.2f}' + ('' if np.isnan(r[m][1]) else f' ± {r[m][1]:.2f}')
+               + (f' [{ref[i]:.2f}]' if ref else '')
                for i, m in enumerate(('neg_log_px', 'inference_gap', 'neg_bound'))]
       for name in gains:
         gain = r.get(name)

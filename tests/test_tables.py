@@ -45,6 +45,11 @@ def test_air_markdown_puts_the_paper_beside_ours():
                                   {'1': {'dvae_a1.0': {'setting': 'σ = 0.3'}}},
                                   'caltech101_silhouettes')
   assert '| DVAE (α = 1.0) | σ = 0.3 | 131.00 ± 1.00 [108.66] | 20.00 ± 0.00 [23.94] |' in md
+  single = air_tables.table_row([_summary(-130.0, -150.0)], 1)  # no SE over one seed
+  md = air_tables.markdown_tables({'1': {'dvae_a1.0': single}},
+                                  {'1': {'dvae_a1.0': {'setting': 'σ = 0.3'}}},
+                                  'caltech101_silhouettes')
+  assert '| DVAE (α = 1.0) | σ = 0.3 | 130.00 [108.66] | 20.00 [23.94] |' in md
 
 
 def test_air_gain_is_paired_on_the_test_points():
