@@ -26,7 +26,8 @@ docs/air.md runs it with --architecture=avo --selection=iw_svi, the protocol of 
 
 Every run is a resumable experiments.train workdir under DIR/runs/, read back once trained,
 so --models can split the work into disjoint subsets run by parallel processes on the same
-DIR (then one run with every model writes the tables). DIR/results.json holds the sweep, the
+DIR (then one run with every model writes the tables); --notrain tabulates the runs finished
+so far and trains nothing (a partial grid, seeds still running). DIR/results.json holds the sweep, the
 selection and the tables; DIR/tables.md the tables; DIR/figure1.png and DIR/figure2.png the
 sweeps (absolute at k = 1, if the sweep has it; relative to the unregularized baseline for
 every k).
@@ -91,6 +92,9 @@ _SVI_AMORTIZED_K = flags.DEFINE_integer('iw_svi_amortized_k', 1000, 'IW-SVI: par
                                         'amortized proposal (its ELBO and L_k).')
 _EVAL_POINTS = flags.DEFINE_integer('eval_points', 0,
                                     'Test points of the IW-SVI tables (the first N); 0 = all.')
+_TRAIN = flags.DEFINE_bool('train', True, 'Train (or resume) every run the sweep and tables '
+                           'need. --notrain reads back the finished runs only: grid points and '
+                           'seeds not trained yet are left out of the sweep, figures and tables.')
 
 def grid(model: str) -> list[float]:
   if MODELS[model][2] is None:
@@ -128,11 +132,15 @@ def run_dir(model: str, k: int, value: float, seed: int, root: Optional[str] = N
   return os.path.join(root or _WORKDIR.value, 'runs', f'{model}_k{k}{tag}_s{seed}')
 
 
-def train_run(dataset, model: str, k: int, value: float, seed: int) -> tuple[str, dict]:
-  """Trains (or resumes, or reads back a finished) run; its results.json."""
+def train_run(dataset, model: str, k: int, value: float,
+              seed: int) -> Optional[tuple[str, dict]]:
+  """Trains (or resumes, or reads back a finished) run; its workdir and results.json. None for
+  a run not finished under --notrain."""
   workdir = run_dir(model, k, value, seed)
   path = os.path.join(workdir, 'results.json')
   if not os.path.exists(path):
+    if not _TRAIN.value:
+      return None
     print(f'training {os.path.basename(workdir)}', flush=True)
     config = run_config(model, k, value, seed, len(dataset.splits['train']))
     train.train_and_evaluate(config, workdir, dataset, log=logging.info)
@@ -225,11 +233,13 @@ def main(argv):
   for k in sweep_ks:
     sweep[str(k)] = {}
     for model in models:
-      sweep[str(k)][model] = {}
       for value in grid(model):
-        path, r = train_run(dataset, model, k, value, seeds[0])
-        sweep[str(k)][model][f'{value:g}'] = sweep_entry(dataset, path, r, k)
+        finished = train_run(dataset, model, k, value, seeds[0])
+        if finished:
+          sweep[str(k)].setdefault(model, {})[f'{value:g}'] = sweep_entry(dataset, *finished, k)
     selection[str(k)] = air_tables.select(sweep[str(k)])
+  if not any(sweep.values()):
+    raise app.UsageError(f'--notrain: no finished run of the sweep under {_WORKDIR.value}/runs')
   if 'base' in models and len(models) > 1:
     air_tables.sweep_figures(sweep, _WORKDIR.value)
 
@@ -238,17 +248,22 @@ def main(argv):
   for k in table_ks:
     tables[str(k)], per_example = {}, {}
     for model in models:
+      if model not in selection[str(k)]:  # --notrain, no finished run
+        continue
       value = selection[str(k)][model]['value']
-      paths = [train_run(dataset, model, k, value, seed)[0] for seed in seeds]
+      runs = {seed: train_run(dataset, model, k, value, seed) for seed in seeds}
+      paths = [finished[0] for finished in runs.values() if finished]
       summaries = [iw_svi_run(dataset, path, k) for path in paths]
       tables[str(k)][model] = air_tables.table_row(summaries, k)
+      row_seeds = tables[str(k)][model]['seeds'] = [s for s, finished in runs.items() if finished]
       per_example[model] = [per_example_iw_svi(path) for path in paths]
-      if (model != 'base' and 'base' in models
+      if (model != 'base' and 'base' in tables[str(k)]
+          and row_seeds == tables[str(k)]['base']['seeds']
           and None not in per_example[model] + per_example['base']):
         tables[str(k)][model]['gain_over_base'] = air_tables.paired_gain(
             per_example[model], per_example['base'])
       if _COMPARE_TO.value:
-        there = compared_per_example(model, k, seeds)
+        there = compared_per_example(model, k, row_seeds)
         if None not in there + per_example[model]:
           tables[str(k)][model]['gain_over_compare'] = air_tables.paired_gain(
               per_example[model], there)
@@ -260,7 +275,7 @@ def main(argv):
       'dataset', 'architecture', 'table_ks', 'sweep_ks', 'sigmas', 'max_norms', 'seeds',
       'models', 'epochs', 'eval_every_epochs', 'patience', 'selection', 'warmup_epochs',
       'batch_size', 'learning_rate', 'select_k', 'eval_k', 'iw_svi_steps', 'iw_svi_k',
-      'iw_svi_learning_rate', 'iw_svi_amortized_k', 'eval_points', 'compare_to')}
+      'iw_svi_learning_rate', 'iw_svi_amortized_k', 'eval_points', 'compare_to', 'train')}
   out = {'settings': settings, 'versions': train.versions(), 'sweep': sweep,
          'selection': selection, 'tables': tables,
          'paper': {str(k): v for k, v in air_tables.PAPER.get(dataset.name, {}).items()}}

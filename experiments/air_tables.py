@@ -101,6 +101,7 @@ def markdown_tables(tables: dict, selection: dict, dataset: str,
               f'{label("base", int(k))} |'
               + (f' gain over the same model in {compare_to} |' if compare_to else ''),
               '|---|---|---|---|---|---|' + ('---|' if compare_to else '')]
+    most_seeds = max((len(r.get('seeds', ())) for r in rows.values()), default=0)
     for model, r in rows.items():
       ref = paper.get(int(k), {}).get(model)
       cells = [f'{r[m][0]:.2f}' + ('' if np.isnan(r[m][1]) else f' ± {r[m][1]:.2f}')
@@ -110,32 +111,39 @@ def markdown_tables(tables: dict, selection: dict, dataset: str,
         gain = r.get(name)
         cells.append('—' if gain is None else f'{gain[0]:+.2f} ± {gain[1]:.2f}')
       setting = selection[k].get(model, {}).get('setting', '—')
+      if len(r.get('seeds', ())) < most_seeds:  # --notrain: some seeds not finished
+        setting += f' (seeds {", ".join(str(seed) for seed in r["seeds"])})'
       lines.append(f'| {label(model, int(k))} | {setting} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 
 def sweep_figures(sweep: dict, directory: str) -> None:
   """Figure 1 (k = 1, absolute test log p(x)) and Figure 2 (every k, minus the baseline), for
-  the regularizers in the sweep; Figure 1 only if the sweep has k = 1."""
+  the regularizers in the sweep; Figure 1 only if the sweep has k = 1. A k without the
+  baseline is left out, and each k plots the grid points it has."""
+  sweep = {k: by_model for k, by_model in sweep.items() if 'base' in by_model}
   regularizers = [m for m in MODELS if MODELS[m][2] and any(m in by for by in sweep.values())]
+  if not regularizers:
+    return
   figures = [('figure1', False)] if any(int(k) == 1 for k in sweep) else []
   for name, relative in figures + [('figure2', True)]:
     fig, axes = plt.subplots(1, len(regularizers), figsize=(4 * len(regularizers), 3.3),
                              squeeze=False)
     for ax, model in zip(axes[0], regularizers):
+      grid_values = set()
       for k, by_model in sweep.items():
-        if not relative and int(k) != 1:
+        if (not relative and int(k) != 1) or model not in by_model:
           continue
         base = by_model['base']['0']['test']
         values = sorted(by_model[model], key=float)
+        grid_values.update(float(v) for v in values)
         y = np.array([by_model[model][v]['test'] for v in values])
         ax.plot([float(v) for v in values], y - base if relative else y, 'o-', label=f'k = {k}')
         ax.axhline(0.0 if relative else base, color='gray', lw=0.8, ls='--')
       hyper = MODELS[model][2]
       ax.set_xscale('log')
       ax.minorticks_off()
-      grid_values = [float(v) for v in sorted(by_model[model], key=float)]
-      ax.set_xticks(grid_values, [f'{v:g}' for v in grid_values])
+      ax.set_xticks(sorted(grid_values), [f'{v:g}' for v in sorted(grid_values)])
       if hyper == 'encoder_max_norm':
         ax.invert_xaxis()  # smaller H = stronger regularization, to the right like sigma
       ax.set_xlabel('noise std σ' if hyper == 'denoise_sigma' else 'weight-norm bound H')

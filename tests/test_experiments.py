@@ -187,6 +187,20 @@ def test_air_binary_end_to_end(tiny_npz, tmp_path):
       '--eval_points=10', '--eval_every_epochs=1', '--patience=1', '--warmup_epochs=1',
       '--selection=iw_svi', '--models=base,wni')
   assert not (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
+  # --notrain reads back what has finished: sigma = 0.9 and seed 1 were never trained.
+  run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--table_ks=1',
+      '--sweep_ks=1', '--sigmas=0.3,0.9', '--max_norms=4', '--seeds=0,1', '--eval_k=20',
+      '--iw_svi_steps=2', '--iw_svi_k=4', '--eval_points=10', '--selection=iw_svi',
+      '--notrain')
+  results = json.load(open(tmp_path / 'results.json'))
+  assert set(results['sweep']['1']['dvae_a0.5']) == {'0.3'}
+  assert all(row['seeds'] == [0] for row in results['tables']['1'].values())
+  assert 'gain_over_base' in results['tables']['1']['wni']
+  assert not (tmp_path / 'runs' / 'dvae_a0.5_k1_sigma0.9_s0').exists()
+  assert not (tmp_path / 'runs' / 'base_k1_s1').exists()
+  proc = run('experiments.air', f'--workdir={tmp_path}/empty', f'--dataset={tiny_npz}',
+             '--notrain', check=False)
+  assert proc.returncode != 0 and 'no finished run of the sweep' in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}/bad', '--models=wni,vae', check=False)
   assert proc.returncode != 0 and '--models=wni,vae: choose from base' in proc.stderr
   proc = run('experiments.air', f'--workdir={tmp_path}', f'--dataset={tiny_npz}', '--epochs=1',

@@ -52,6 +52,27 @@ def test_air_markdown_puts_the_paper_beside_ours():
   assert '| DVAE (α = 1.0) | σ = 0.3 | 130.00 [108.66] | 20.00 [23.94] |' in md
 
 
+def test_air_markdown_names_the_seeds_of_a_row_with_fewer():
+  three = {**air_tables.table_row([_summary(-130.0, -150.0)] * 3, 1), 'seeds': [0, 1, 2]}
+  one = {**air_tables.table_row([_summary(-130.0, -150.0)], 1), 'seeds': [0]}
+  md = air_tables.markdown_tables({'1': {'base': three, 'dvae_a1.0': one}},
+                                  {'1': {'base': {'setting': '—'},
+                                         'dvae_a1.0': {'setting': 'σ = 0.3'}}},
+                                  'caltech101_silhouettes')
+  assert '| VAE | — | 130.00 ± 0.00' in md and '| DVAE (α = 1.0) | σ = 0.3 (seeds 0) |' in md
+
+
+def test_air_figures_leave_out_what_the_sweep_lacks(tmp_path):
+  point = {'valid': -100.0, 'test': -100.0}
+  sweep = {'1': {'base': {'0': point}, 'wni': {'2': point, '8': point}},
+           '8': {'base': {'0': point}, 'dvae_a0.5': {'0.9': point}},
+           '64': {'wni': {'2': point}}}  # no baseline: not in Figure 2
+  air_tables.sweep_figures(sweep, str(tmp_path))
+  assert (tmp_path / 'figure1.png').exists() and (tmp_path / 'figure2.png').exists()
+  air_tables.sweep_figures({'64': sweep['64']}, str(tmp_path / 'none'))  # nothing to plot
+  assert not (tmp_path / 'none').exists()
+
+
 def test_air_gain_is_paired_on_the_test_points():
   base = {'log_px': np.array([-100.0, -90.0, -80.0, -70.0]), 'nonfinite': np.zeros(4, bool)}
   model = {'log_px': base['log_px'] + [1.0, 2.0, 3.0, np.nan],
