@@ -27,10 +27,10 @@ docs/air.md runs it with --architecture=avo --selection=iw_svi, the protocol of 
 Every run is a resumable experiments.train workdir under DIR/runs/, read back once trained,
 so --models can split the work into disjoint subsets run by parallel processes on the same
 DIR (then one run with every model writes the tables); --notrain tabulates the runs finished
-so far and trains nothing (a partial grid, seeds still running). DIR/results.json holds the sweep, the
-selection and the tables; DIR/tables.md the tables; DIR/figure1.png and DIR/figure2.png the
-sweeps (absolute at k = 1, if the sweep has it; relative to the unregularized baseline for
-every k).
+so far and trains nothing (a partial grid, seeds still running). DIR/results.json holds the
+sweep, the selection and the tables; DIR/tables.md the tables; DIR/figure1.png and
+DIR/figure2.png the sweeps (absolute at k = 1, if the sweep has it; relative to the
+unregularized baseline for every k).
 """
 import json
 import os
