@@ -98,17 +98,22 @@ def make_train_step(loss_fn: methods.LossFn, tx: optax.GradientTransformation,
       batch = dist.bernoulli_sample(binarize_key, batch)
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state['params'], batch, loss_key, state['step'])
-    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
-    params = optax.apply_updates(state['params'], updates)
-    ok = state['ok'] & jnp.isfinite(loss) & jnp.all(jnp.array(
-        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-    new = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state, 'ok': ok}
-    # Keep the old state (and step) once anything went non-finite.
-    state = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, {**state, 'ok': ok})
-    metrics = {'loss': loss, **metrics}
-    if group_norms is not None:
-      metrics.update({f'grad_norm/{g}': n for g, n in group_norms(grads).items()})
-    return state, metrics
+    norms = {} if group_norms is None else {
+        f'grad_norm/{g}': n for g, n in group_norms(grads).items()}
+    # A norm is finite iff every gradient in it is (or its square sum overflows: as bad).
+    grad_norms = jnp.stack(list(norms.values())) if norms else optax.global_norm(grads)
+    ok = state['ok'] & jnp.isfinite(loss) & jnp.all(jnp.isfinite(grad_norms))
+
+    def update(state: State) -> State:
+      updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+      return {'step': state['step'] + 1, 'params': optax.apply_updates(state['params'], updates),
+              'opt_state': opt_state, 'ok': ok}
+
+    # Keep the old state (and step) once anything went non-finite. A cond, not a select
+    # between the new and old state: that costs a pass over params and moments per step
+    # (11% of the MLP VAE's step on the CPU).
+    state = jax.lax.cond(ok, update, lambda state: {**state, 'ok': ok}, state)
+    return state, {'loss': loss, **metrics, **norms}
 
   return train_step
 

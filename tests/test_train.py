@@ -406,7 +406,9 @@ def _state(params, tx):
           'ok': jnp.array(True)}
 
 
-def test_a_finite_loss_with_a_nonfinite_gradient_stops_the_step():
+@pytest.mark.parametrize('group_norms', [None, lambda g: {'w': optax.global_norm(g)}])
+def test_a_finite_loss_with_a_nonfinite_gradient_stops_the_step(group_norms):
+  """The check reads the group norms when there are any, else the global norm."""
   tx = optax.adam(1e-2)
   params = {'w': jnp.zeros(3)}
 
@@ -414,7 +416,7 @@ def test_a_finite_loss_with_a_nonfinite_gradient_stops_the_step():
     del batch, rng
     return jnp.sqrt(jnp.sum(p['w']**2)), {}
 
-  step = jax.jit(train.make_train_step(loss_fn, tx, dynamic_binarization=False))
+  step = jax.jit(train.make_train_step(loss_fn, tx, False, group_norms))
   new, metrics = step(_state(params, tx), jnp.zeros((2, 3)), jax.random.key(0))
   assert np.isfinite(metrics['loss']) and not bool(new['ok'])
   assert int(new['step']) == 0 and np.all(np.asarray(new['params']['w']) == 0.0)
