@@ -234,7 +234,7 @@ def init_vae(key: jax.Array, arch: networks.Architecture, train_x: np.ndarray,
 
 def from_config(config, train_x: np.ndarray) -> tuple[BernoulliVAE, Any]:
   """The `BernoulliVAE` a training config describes (`config.architecture`, `latent_dim`,
-  `air.encoder_max_norm`, `hvi.{num_transitions,start,init_scale,context_rank,min_scale}`,
+  `air.encoder_max_norm`, `hvi.{num_transitions,hidden,start,init_scale,context_rank,min_scale}`,
   `decoder_chunk_rows`), initialized from `config.seed`."""
   if config.architecture not in networks.PRESETS:
     raise ValueError(f'unknown architecture {config.architecture!r}; '
@@ -243,6 +243,7 @@ def from_config(config, train_x: np.ndarray) -> tuple[BernoulliVAE, Any]:
   arch = dataclasses.replace(arch, latent_dim=config.latent_dim or arch.latent_dim,
                              encoder_max_norm=config.air.encoder_max_norm,
                              num_transitions=config.hvi.num_transitions,
+                             transition_hidden=config.hvi.hidden,
                              transition_start=config.hvi.start,
                              transition_init_scale=config.hvi.init_scale,
                              transition_context_rank=config.hvi.context_rank,

@@ -143,6 +143,8 @@ class VAE(nn.Module):
                        f'got {self.arch.encoder_max_norm}')
     if self.arch.num_transitions < 0:
       raise ValueError(f'num_transitions T must be >= 0, got {self.arch.num_transitions}')
+    if self.arch.num_transitions and self.arch.transition_hidden < 1:
+      raise ValueError(f'the transitions need >= 1 hidden unit, got {self.arch.transition_hidden}')
     self.encoder = GaussianEncoder(self.arch.hidden, self.arch.latent_dim, self.arch.activation,
                                    self.arch.encoder_max_norm)
     self.decoder = BernoulliDecoder(tuple(reversed(self.arch.hidden)), self.data_dim,

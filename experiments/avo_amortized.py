@@ -34,6 +34,7 @@ _DATASET = flags.DEFINE_string('dataset', 'binarized_mnist', 'Dataset name or .n
 _DATA_DIR = flags.DEFINE_string('data_dir', '', 'Local data files.')
 _MODELS = flags.DEFINE_list('models', ['vae', 'hvi', 'hvi_avo_0.2', 'hvi_avo_0.5'], 'Models.')
 _T = flags.DEFINE_integer('num_transitions', 5, 'Transitions T of the HVI models.')
+_HIDDEN = flags.DEFINE_integer('transition_hidden', 300, 'HVI: units of each transition.')
 _EPOCHS = flags.DEFINE_integer('epochs', 10, 'Epochs.')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
@@ -78,7 +79,8 @@ def run_config(model: str):
   c.eval.num_samples = _EVAL_K.value
   c.eval.train_subset = _TRAIN_SUBSET.value
   c.eval.iwae_ks = ()
-  c.hvi.init_scale, c.hvi.min_scale = _INIT_SCALE.value, _MIN_SCALE.value
+  c.hvi.hidden, c.hvi.init_scale, c.hvi.min_scale = (_HIDDEN.value, _INIT_SCALE.value,
+                                                     _MIN_SCALE.value)
   c.eval_every_epochs, c.early_stopping.patience = _EVAL_EVERY.value, _PATIENCE.value
   c.checkpoint_every_seconds = 60.
   if _VALID_K.value:  # train and valid are scored once, with K = --valid_k
@@ -119,9 +121,9 @@ def main(argv):
   for config in configs.values():
     config.warmup.steps = _WARMUP.value * (len(dataset.splits['train']) // config.batch_size)
   out = {'settings': {name: flags.FLAGS[name].value for name in (
-      'dataset', 'models', 'num_transitions', 'epochs', 'batch_size', 'learning_rate', 'seed',
-      'eval_k', 'valid_k', 'warmup_epochs', 'train_subset', 'init_scale', 'min_scale',
-      'eval_every_epochs', 'patience')}, 'table': {}, 'paper': PAPER}
+      'dataset', 'models', 'num_transitions', 'transition_hidden', 'epochs', 'batch_size',
+      'learning_rate', 'seed', 'eval_k', 'valid_k', 'warmup_epochs', 'train_subset',
+      'init_scale', 'min_scale', 'eval_every_epochs', 'patience')}, 'table': {}, 'paper': PAPER}
   lines = ['| model | ' + ' | '.join(COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']
   for model, config in configs.items():
     workdir = os.path.join(_WORKDIR.value, model)

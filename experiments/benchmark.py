@@ -51,6 +51,8 @@ _MEMORY_KS = flags.DEFINE_list('memory_ks', ['50', '500'], 'IWAE K of the memory
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
+_WIDTHS = flags.DEFINE_list('transition_widths', ['300'], 'Units per transition of the timed '
+                            'amortized HVI / AVO steps (300: the default; one set of rows each).')
 _ROUNDS = flags.DEFINE_integer('rounds', 7, 'Interleaved timing rounds of the amortized HVI / '
                                'AVO steps (--min_seconds each).')
 _IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (its defaults and the earlier ones).')
@@ -70,9 +72,11 @@ def matmul_peak_gflops(min_seconds: float) -> float:
   return best
 
 
-def make_model(rng: np.random.Generator, preset: str = 'burda', num_transitions: int = 0):
+def make_model(rng: np.random.Generator, preset: str = 'burda', num_transitions: int = 0,
+               transition_hidden: int = 300):
   x = (rng.random((1000, 784)) < 0.13).astype(np.float32)
-  arch = dataclasses.replace(networks.PRESETS[preset], num_transitions=num_transitions)
+  arch = dataclasses.replace(networks.PRESETS[preset], num_transitions=num_transitions,
+                             transition_hidden=transition_hidden)
   model, params = models.init_vae(jax.random.key(0), arch, x,
                                   config_lib.get_config().decoder_chunk_rows)
   return model, params, x
@@ -202,18 +206,23 @@ AMORTIZED_STEPS = (('vae', 'vae', 0.0, 'all', False),
                    ("hvi_avo (AVO step, decoder_steps='elbo')", 'hvi_avo', 1.0, 'elbo', True))
 
 
-def amortized_rows(vae, hvi_model, peak: float, seconds_per_round: float,
+def amortized_rows(vae, hvi_models: dict, peak: float, seconds_per_round: float,
                    rounds: int) -> list[dict]:
-  """The loop's VAE, HVI ELBO and AVO steps at batch 100, M = 1 (each `model, params, x`).
+  """The loop's VAE, HVI ELBO and AVO steps at batch 100, M = 1 (each `model, params, x`;
+  `hvi_models` by transition width, each row's `transition_hidden`).
 
   Timed in interleaved rounds (`interleaved_medians`): `step_seconds` is the median over
   rounds, `ratio_to_vae` the median of the same round's ratio and `ratio_range` its
   range. a = 0 and a = 1 time the two kinds of hvi_avo step apart: with probability a
   a step costs a * AVO + (1 - a) * ELBO.
   """
-  calls, flops = {}, {}
-  for name, method, a, decoder_steps, transitions in AMORTIZED_STEPS:
-    model, params, x = hvi_model if transitions else vae
+  calls, flops, widths = {}, {}, {}
+  steps = [(name, *rest, None) for name, *rest, transitions in AMORTIZED_STEPS if not transitions]
+  steps += [(name if len(hvi_models) == 1 else f'{name}, {width}-unit transitions', *rest, width)
+            for width in hvi_models for name, *rest, transitions in AMORTIZED_STEPS if transitions]
+  for name, method, a, decoder_steps, width in steps:
+    model, params, x = vae if width is None else hvi_models[width]
+    widths[name] = width
     config = config_lib.get_config()
     config.k, config.num_samples, config.hvi.avo_a = 1, 1, a
     config.hvi.decoder_steps = decoder_steps
@@ -227,7 +236,8 @@ def amortized_rows(vae, hvi_model, peak: float, seconds_per_round: float,
   rows = []
   for name, s in seconds.items():
     ratio = s / seconds['vae']
-    rows.append({'method': name, 'step_seconds': float(np.median(s)),
+    rows.append({'method': name, 'transition_hidden': widths[name],
+                 'step_seconds': float(np.median(s)),
                  'round_seconds': s.tolist(), 'ratio_to_vae': float(np.median(ratio)),
                  'ratio_range': [float(ratio.min()), float(ratio.max())],
                  'gflops_per_step': flops[name] / 1e9,
@@ -434,8 +444,9 @@ def main(argv):
       print(f'toy HVI-{r["objective"].upper()} (T=10, batch 64): '
             f'{r["steps_per_second"]:.0f} steps/s')
     vae = make_model(np.random.default_rng(0), 'avo')
-    hvi_model = make_model(np.random.default_rng(0), 'avo', num_transitions=5)
-    out['avo_amortized'] = amortized_rows(vae, hvi_model, peak, _MIN_SECONDS.value,
+    hvi_models = {int(w): make_model(np.random.default_rng(0), 'avo', 5, int(w))
+                  for w in _WIDTHS.value}
+    out['avo_amortized'] = amortized_rows(vae, hvi_models, peak, _MIN_SECONDS.value,
                                           _ROUNDS.value)
     print(f'| amortized step (avo preset, T=5, batch 100, M=1; {_ROUNDS.value} interleaved '
           'rounds) | ms | ratio to VAE (range over rounds) | FLOPs ratio | fraction of peak |')
@@ -444,9 +455,12 @@ def main(argv):
       print(f'| {r["method"]} | {1e3 * r["step_seconds"]:.1f} | {r["ratio_to_vae"]:.2f} '
             f'({r["ratio_range"][0]:.2f}-{r["ratio_range"][1]:.2f}) | '
             f'{r["flops_ratio_to_vae"]:.2f} | {r["fraction_of_peak"]:.1%} |')
-    elbo_step, avo_step = (r['ratio_to_vae'] for r in out['avo_amortized'][1:3])
-    print('hvi_avo, expected step: ' + ', '.join(
-        f'a = {a}: {a * avo_step + (1 - a) * elbo_step:.2f}x' for a in (0.2, 0.5)))
+    per_width = len(AMORTIZED_STEPS) - 1
+    for i, width in enumerate(hvi_models):
+      elbo_step, avo_step = (r['ratio_to_vae'] for r in
+                             out['avo_amortized'][1 + i * per_width:][:2])
+      print(f'hvi_avo ({width}-unit transitions), expected step: ' + ', '.join(
+          f'a = {a}: {a * avo_step + (1 - a) * elbo_step:.2f}x' for a in (0.2, 0.5)))
   if _IW_SVI.value:
     svi_model, svi_params, svi_x = model, params, x
     if _IW_SVI_WORKDIR.value:

@@ -308,6 +308,20 @@ def test_benchmark_binary(tmp_path):
 
 
 @pytest.mark.slow
+def test_benchmark_amortized_steps_per_transition_width(tmp_path):
+  run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
+      '--ks=1', '--eval_k=20', '--eval_points=20', '--min_seconds=0.01', '--rounds=1',
+      '--transition_widths=300,30', '--nosnr', '--norem', '--nomemory', '--noiw_svi')
+  rows = {r['method']: r for r in json.load(open(tmp_path / 'bench.json'))['avo_amortized']}
+  assert rows['vae']['transition_hidden'] is None and rows['vae']['ratio_to_vae'] == 1.0
+  for step in ('hvi (ELBO step)', 'hvi_avo (AVO step)'):
+    wide, narrow = rows[f'{step}, 300-unit transitions'], rows[f'{step}, 30-unit transitions']
+    assert (wide['transition_hidden'], narrow['transition_hidden']) == (300, 30)
+    # Narrower transitions: fewer FLOPs, still more than the VAE's.
+    assert 1.0 < narrow['flops_ratio_to_vae'] < wide['flops_ratio_to_vae']
+
+
+@pytest.mark.slow
 def test_benchmark_iw_svi_curve_on_a_trained_workdir(tiny_npz, tmp_path):
   run('experiments.train', f'--dataset={tiny_npz}', f'--workdir={tmp_path / "run"}', *FLAGS)
   run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',

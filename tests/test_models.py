@@ -118,18 +118,23 @@ def test_from_config_reads_the_model_fields():
   config = ml_collections.ConfigDict({
       'architecture': 'rem', 'latent_dim': 3, 'seed': 0,
       'air': {'encoder_max_norm': 2.0}, 'decoder_chunk_rows': 500,
-      'hvi': {'num_transitions': 1, 'start': 'stationary', 'init_scale': 0.5,
+      'hvi': {'num_transitions': 1, 'hidden': 7, 'start': 'stationary', 'init_scale': 0.5,
               'context_rank': 4, 'min_scale': 0.02}})
   x = (np.random.default_rng(0).random((4, 784)) < 0.4).astype(np.float32)
   model, params = models.from_config(config, x)
   assert model.arch == dataclasses.replace(networks.PRESETS['rem'], latent_dim=3,
                                            encoder_max_norm=2.0, num_transitions=1,
-                                           transition_start='stationary',
+                                           transition_hidden=7, transition_start='stationary',
                                            transition_init_scale=0.5,
                                            transition_context_rank=4,
                                            transition_min_scale=0.02)
   assert set(model.groups) == {'decoder', 'encoder', 'forward', 'backward'}
   assert model.chunk_rows == 500
+  assert params['params']['transitions']['forward']['params']['hidden']['v'].shape == (1, 3, 7)
+  config.hvi.hidden = 0
+  with pytest.raises(ValueError, match='the transitions need >= 1 hidden unit, got 0'):
+    models.from_config(config, x)
+  config.hvi.hidden = 7
   config.decoder_chunk_rows = -1
   with pytest.raises(ValueError, match='decoder_chunk_rows must be an integer >= 0'):
     models.from_config(config, x)
