@@ -228,10 +228,7 @@ def amortized_rows(vae, hvi_models: dict, peak: float, seconds_per_round: float,
     config.hvi.decoder_steps = decoder_steps
     tx = train.make_optimizer(config, 1, 1)
     loss_fn = methods.build(method, model, config)
-    calls[name] = train_step_call(loss_fn, tx, params, x[:100], model.group_norms)
-    flops[name] = flops_of(train.make_train_step(loss_fn, tx, False, model.group_norms),
-                           train.initial_state(params, tx), jnp.asarray(x[:100]),
-                           jax.random.key(1))
+    calls[name], flops[name] = train_step_call(loss_fn, tx, params, x[:100], model.group_norms)
   seconds = interleaved_medians(calls, rounds, seconds_per_round)
   rows = []
   for name, s in seconds.items():

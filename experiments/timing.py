@@ -1,5 +1,6 @@
 """Timing of jitted functions and of the training loop's step, for the benchmark binaries."""
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -8,10 +9,15 @@ import numpy as np
 from avi import train
 
 
-def flops_of(fn, *args) -> float:
-  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+def compiled_flops(compiled: jax.stages.Compiled) -> float:
+  """XLA's FLOP count of a compiled function."""
+  cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost['flops'])
+
+
+def flops_of(fn, *args) -> float:
+  return compiled_flops(jax.jit(fn).lower(*args).compile())
 
 
 def time_it(fn, min_seconds: float) -> float:
@@ -26,25 +32,27 @@ def time_it(fn, min_seconds: float) -> float:
       return elapsed / calls
 
 
-def train_step_call(loss_fn, tx, params, batch: np.ndarray, group_norms=None):
-  """A blocking call of one training loop's jitted step on `batch` `[B, P]`, its state
-  donated and threaded from call to call as in `train.train_and_evaluate`."""
+def train_step_call(loss_fn, tx, params, batch: np.ndarray, group_norms=None,
+                    ) -> tuple[Callable[[], None], float]:
+  """(call, flops): a blocking call of one training loop's compiled step on `batch` `[B, P]`,
+  its state donated and threaded from call to call as in `train.train_and_evaluate`, and
+  the step's FLOPs (one compilation for both)."""
   step = train.make_train_step(loss_fn, tx, False, group_norms)
   state = train.initial_state(jax.tree.map(jnp.copy, params), tx)  # donation consumes it
   batch, key = jnp.asarray(batch), jax.random.key(1)
-  jitted = jax.jit(step, donate_argnums=0)
+  compiled = jax.jit(step, donate_argnums=0).lower(state, batch, key).compile()
 
   def call():
     nonlocal state
-    state = jax.block_until_ready(jitted(state, batch, key)[0])
+    state = jax.block_until_ready(compiled(state, batch, key)[0])
 
-  return call
+  return call, compiled_flops(compiled)
 
 
 def time_train_step(loss_fn, tx, params, batch: np.ndarray, min_seconds: float,
                     group_norms=None) -> float:
   """Seconds per step of the training loop's step (`train_step_call`)."""
-  return time_it(train_step_call(loss_fn, tx, params, batch, group_norms), min_seconds)
+  return time_it(train_step_call(loss_fn, tx, params, batch, group_norms)[0], min_seconds)
 
 
 def interleaved_medians(calls: dict, rounds: int, seconds_per_round: float,

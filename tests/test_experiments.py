@@ -300,19 +300,12 @@ def test_interleaved_medians_times_every_call_in_every_round():
 def test_benchmark_binary(tmp_path):
   run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
       '--ks=1', '--eval_k=20', '--eval_points=20', '--min_seconds=0.01', '--nosnr', '--norem',
-      '--noavo', '--noiw_svi', '--memory_ks=5')
+      '--noiw_svi', '--memory_ks=5', '--rounds=1', '--transition_widths=300,30')
   bench = json.load(open(tmp_path / 'bench.json'))
   assert [(m['k'], m['chunk_rows']) for m in bench['memory']] == [(5, 0), (5, 1000)]
   assert bench['train'] and all(r['step_seconds'] > 0 for r in bench['train'])
   assert all(r['plain_jax_step_seconds'] > 0 for r in bench['train'])  # the reference step
-
-
-@pytest.mark.slow
-def test_benchmark_amortized_steps_per_transition_width(tmp_path):
-  run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
-      '--ks=1', '--eval_k=20', '--eval_points=20', '--min_seconds=0.01', '--rounds=1',
-      '--transition_widths=300,30', '--nosnr', '--norem', '--nomemory', '--noiw_svi')
-  rows = {r['method']: r for r in json.load(open(tmp_path / 'bench.json'))['avo_amortized']}
+  rows = {r['method']: r for r in bench['avo_amortized']}
   assert rows['vae']['transition_hidden'] is None and rows['vae']['ratio_to_vae'] == 1.0
   for step in ('hvi (ELBO step)', 'hvi_avo (AVO step)'):
     wide, narrow = rows[f'{step}, 300-unit transitions'], rows[f'{step}, 30-unit transitions']
