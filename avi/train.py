@@ -19,8 +19,8 @@
   (`eval_every_epochs`; importance-sampled from q, or by IW-SVI with
   `early_stopping.estimator='iw_svi'`) keeps the best epoch's params in DIR/best,
   training stops after `patience` evaluations without improvement, and the final
-  evaluation scores the best params; the decision is a function of the stored valid curve, so a resumed run, or
-  one given more patience, continues exactly.
+  evaluation scores the best params; the decision is a function of the stored valid
+  curve, so a resumed run, or one given more patience, continues exactly.
 - Checkpoints every epoch, every `checkpoint_every_steps`, or every
   `checkpoint_every_seconds` of wall time (short epochs make per-epoch saves costly).
 """
@@ -110,8 +110,8 @@ def make_train_step(loss_fn: methods.LossFn, tx: optax.GradientTransformation,
               'opt_state': opt_state, 'ok': ok}
 
     # Keep the old state (and step) once anything went non-finite. A cond, not a select
-    # between the new and old state: that costs a pass over params and moments per step
-    # (11% of the MLP VAE's step on the CPU).
+    # between the new and old state, which cost 12-14% of the VAE's step and 40% of the AVO
+    # step's on the CPU (BENCHMARKS.md).
     state = jax.lax.cond(ok, update, lambda state: {**state, 'ok': ok}, state)
     return state, {'loss': loss, **metrics, **norms}
 
