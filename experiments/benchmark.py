@@ -452,10 +452,9 @@ def main(argv):
       print(f'| {r["method"]} | {1e3 * r["step_seconds"]:.1f} | {r["ratio_to_vae"]:.2f} '
             f'({r["ratio_range"][0]:.2f}-{r["ratio_range"][1]:.2f}) | '
             f'{r["flops_ratio_to_vae"]:.2f} | {r["fraction_of_peak"]:.1%} |')
-    per_width = len(AMORTIZED_STEPS) - 1
-    for i, width in enumerate(hvi_models):
-      elbo_step, avo_step = (r['ratio_to_vae'] for r in
-                             out['avo_amortized'][1 + i * per_width:][:2])
+    for width in hvi_models:  # each width's rows: the ELBO step, then the AVO step
+      elbo_step, avo_step = [r['ratio_to_vae'] for r in out['avo_amortized']
+                             if r['transition_hidden'] == width][:2]
       print(f'hvi_avo ({width}-unit transitions), expected step: ' + ', '.join(
           f'a = {a}: {a * avo_step + (1 - a) * elbo_step:.2f}x' for a in (0.2, 0.5)))
   if _IW_SVI.value:
