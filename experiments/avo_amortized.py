@@ -35,6 +35,9 @@ _DATA_DIR = flags.DEFINE_string('data_dir', '', 'Local data files.')
 _MODELS = flags.DEFINE_list('models', ['vae', 'hvi', 'hvi_avo_0.2', 'hvi_avo_0.5'], 'Models.')
 _T = flags.DEFINE_integer('num_transitions', 5, 'Transitions T of the HVI models.')
 _HIDDEN = flags.DEFINE_integer('transition_hidden', 300, 'HVI: units of each transition.')
+_DECODER_STEPS = flags.DEFINE_enum('decoder_steps', 'all', ['all', 'elbo'],
+                                   'HVI-AVO: the decoder and q_0 learn in all steps or in ELBO '
+                                   'steps only (config.hvi.decoder_steps).')
 _EPOCHS = flags.DEFINE_integer('epochs', 10, 'Epochs.')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
@@ -81,6 +84,7 @@ def run_config(model: str):
   c.eval.iwae_ks = ()
   c.hvi.hidden, c.hvi.init_scale, c.hvi.min_scale = (_HIDDEN.value, _INIT_SCALE.value,
                                                      _MIN_SCALE.value)
+  c.hvi.decoder_steps = _DECODER_STEPS.value
   c.eval_every_epochs, c.early_stopping.patience = _EVAL_EVERY.value, _PATIENCE.value
   c.checkpoint_every_seconds = 60.
   if _VALID_K.value:  # train and valid are scored once, with K = --valid_k
@@ -121,8 +125,8 @@ def main(argv):
   for config in configs.values():
     config.warmup.steps = _WARMUP.value * (len(dataset.splits['train']) // config.batch_size)
   out = {'settings': {name: flags.FLAGS[name].value for name in (
-      'dataset', 'models', 'num_transitions', 'transition_hidden', 'epochs', 'batch_size',
-      'learning_rate', 'seed', 'eval_k', 'valid_k', 'warmup_epochs', 'train_subset',
+      'dataset', 'models', 'num_transitions', 'transition_hidden', 'decoder_steps', 'epochs',
+      'batch_size', 'learning_rate', 'seed', 'eval_k', 'valid_k', 'warmup_epochs', 'train_subset',
       'init_scale', 'min_scale', 'eval_every_epochs', 'patience')}, 'table': {}, 'paper': PAPER}
   lines = ['| model | ' + ' | '.join(COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']
   for model, config in configs.items():

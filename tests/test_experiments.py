@@ -249,7 +249,7 @@ def test_avo_amortized_binary(tiny_npz, tmp_path):
             '--models=hvi_avo_0.5', '--num_transitions=2', '--epochs=1', '--eval_k=10',
             '--valid_k=4', '--warmup_epochs=1', '--train_subset=40', '--eval_every_epochs=1',
             '--patience=2', '--init_scale=0.1', '--min_scale=0.05',
-            '--transition_hidden=16').stdout
+            '--transition_hidden=16', '--decoder_steps=elbo').stdout
   assert '| hvi_avo_0.5 |' in out  # the table's columns: test_tables
   table = json.load(open(tmp_path / 'results.json'))['table']
   assert set(table) == {'hvi_avo_0.5'}
@@ -259,7 +259,7 @@ def test_avo_amortized_binary(tiny_npz, tmp_path):
   settings = json.load(open(tmp_path / 'hvi_avo_0.5' / 'results.json'))['settings']
   assert settings['warmup']['steps'] > 0
   assert (settings['hvi']['init_scale'], settings['hvi']['min_scale']) == (0.1, 0.05)
-  assert settings['hvi']['hidden'] == 16
+  assert (settings['hvi']['hidden'], settings['hvi']['decoder_steps']) == (16, 'elbo')
   proc = run('experiments.avo_amortized', f'--workdir={tmp_path}/bad', f'--dataset={tiny_npz}',
              '--models=hvi_avo_1.5', check=False)
   assert proc.returncode != 0 and 'avo_a' in proc.stderr
