@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   })
   c.hvi = ml_collections.ConfigDict({
       'num_transitions': 0,  # T > 0: q_0(z_0 | x) refined by T transitions (Huang et al.)
-      'hidden': 300,  # ELU units of each transition's hidden layer
+      'hidden': 100,  # ELU units of each transition (the paper gives none; docs/avo.md)
       'avo_a': 0.5,  # hvi_avo: probability of an AVO step (else an ELBO step)
       'start': 'identity',  # the transitions' map at init: identity | stationary (hvi.Refinement)
       'init_scale': 0.01,  # their std at init (plus the floor)

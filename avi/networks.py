@@ -32,7 +32,7 @@ class Architecture:
   activation: str = 'tanh'
   encoder_max_norm: float = 0.0
   num_transitions: int = 0
-  transition_hidden: int = 300
+  transition_hidden: int = 100
   transition_start: str = 'identity'
   transition_init_scale: float = 0.01
   transition_context_rank: int = 32

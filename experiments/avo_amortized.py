@@ -8,7 +8,8 @@ generalization gap L_tr - L_te and the variational gap log p(D_te) - L_te.
 
 As run on an H100 (docs/avo.md; 120 epochs with early stopping on valid, ~15 min a model):
   python -m experiments.avo_amortized --workdir=runs/t1a --data_dir=../shared/data \
-      --epochs=120 --eval_k=5000 --valid_k=500 --eval_every_epochs=10 --patience=5 --seed=0
+      --epochs=120 --eval_k=5000 --valid_k=500 --eval_every_epochs=10 --patience=5 --seed=0 \
+      --transition_hidden=300
 The paper trains to convergence with batch size, rate and warm-up tuned per model.
 
 Every run is a resumable experiments.train workdir DIR/<model>; DIR/results.json
@@ -34,7 +35,8 @@ _DATASET = flags.DEFINE_string('dataset', 'binarized_mnist', 'Dataset name or .n
 _DATA_DIR = flags.DEFINE_string('data_dir', '', 'Local data files.')
 _MODELS = flags.DEFINE_list('models', ['vae', 'hvi', 'hvi_avo_0.2', 'hvi_avo_0.5'], 'Models.')
 _T = flags.DEFINE_integer('num_transitions', 5, 'Transitions T of the HVI models.')
-_HIDDEN = flags.DEFINE_integer('transition_hidden', 300, 'HVI: units of each transition.')
+_HIDDEN = flags.DEFINE_integer('transition_hidden', 100, 'HVI: units of each transition '
+                               '(300 in the tables of docs/avo.md before the width study).')
 _DECODER_STEPS = flags.DEFINE_enum('decoder_steps', 'all', ['all', 'elbo'],
                                    'HVI-AVO: the decoder and q_0 learn in all steps or in ELBO '
                                    'steps only (config.hvi.decoder_steps).')

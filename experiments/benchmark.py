@@ -51,8 +51,8 @@ _MEMORY_KS = flags.DEFINE_list('memory_ks', ['50', '500'], 'IWAE K of the memory
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
-_WIDTHS = flags.DEFINE_list('transition_widths', ['300'], 'Units per transition of the timed '
-                            'amortized HVI / AVO steps (300: the default; one set of rows each).')
+_WIDTHS = flags.DEFINE_list('transition_widths', ['100'], 'Units per transition of the timed '
+                            'amortized HVI / AVO steps (100: the default; one set of rows each).')
 _ROUNDS = flags.DEFINE_integer('rounds', 7, 'Interleaved timing rounds of the amortized HVI / '
                                'AVO steps (--min_seconds each).')
 _IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (its defaults and the earlier ones).')
@@ -73,7 +73,7 @@ def matmul_peak_gflops(min_seconds: float) -> float:
 
 
 def make_model(rng: np.random.Generator, preset: str = 'burda', num_transitions: int = 0,
-               transition_hidden: int = 300):
+               transition_hidden: int = networks.Architecture.transition_hidden):
   x = (rng.random((1000, 784)) < 0.13).astype(np.float32)
   arch = dataclasses.replace(networks.PRESETS[preset], num_transitions=num_transitions,
                              transition_hidden=transition_hidden)

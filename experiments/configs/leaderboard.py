@@ -42,9 +42,10 @@ ENTRIES = {
     'dvae': ('dvae', {'num_samples': 'K', 'air.denoise_sigma': 0.3, 'air.denoise_alpha': 0.5}),
     'diwae': ('diwae', {'k': 'K', 'air.denoise_sigma': 0.3, 'air.denoise_alpha': 0.5}),
     'wni_vae': ('vae', {'num_samples': 'K', 'air.encoder_max_norm': 2.0}),
-    # AVO: T = 5, a = 0.2 (Table 1a); start std 0.1 with a 0.05 floor (docs/avo.md).
+    # AVO: T = 5, a = 0.2 (Table 1a); start std 0.1 with a 0.05 floor (docs/avo.md); 300-unit
+    # transitions, the width of the published table (the library's default is now 100).
     'hvi_avo': ('hvi_avo', {'num_samples': 'K', 'hvi.num_transitions': 5, 'hvi.avo_a': 0.2,
-                            'hvi.init_scale': 0.1, 'hvi.min_scale': 0.05}),
+                            'hvi.init_scale': 0.1, 'hvi.min_scale': 0.05, 'hvi.hidden': 300}),
 }
 
 
