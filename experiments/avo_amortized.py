@@ -35,8 +35,9 @@ _DATASET = flags.DEFINE_string('dataset', 'binarized_mnist', 'Dataset name or .n
 _DATA_DIR = flags.DEFINE_string('data_dir', '', 'Local data files.')
 _MODELS = flags.DEFINE_list('models', ['vae', 'hvi', 'hvi_avo_0.2', 'hvi_avo_0.5'], 'Models.')
 _T = flags.DEFINE_integer('num_transitions', 5, 'Transitions T of the HVI models.')
-_HIDDEN = flags.DEFINE_integer('transition_hidden', 100, 'HVI: units of each transition '
-                               '(300 in the tables of docs/avo.md before the width study).')
+_HIDDEN = flags.DEFINE_integer('transition_hidden', config_lib.get_config().hvi.hidden,
+                               'HVI: units of each transition (300 in the tables of docs/avo.md '
+                               'before the width study).')
 _DECODER_STEPS = flags.DEFINE_enum('decoder_steps', 'all', ['all', 'elbo'],
                                    'HVI-AVO: the decoder and q_0 learn in all steps or in ELBO '
                                    'steps only (config.hvi.decoder_steps).')

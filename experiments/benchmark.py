@@ -51,8 +51,9 @@ _MEMORY_KS = flags.DEFINE_list('memory_ks', ['50', '500'], 'IWAE K of the memory
 _SNR = flags.DEFINE_bool('snr', True, 'Also time the gradient-SNR sweep (experiments.snr).')
 _REM = flags.DEFINE_bool('rem', True, 'Also time REM v1/v2 and RWS against IWAE (REM preset).')
 _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized HVI-AVO steps.')
-_WIDTHS = flags.DEFINE_list('transition_widths', ['100'], 'Units per transition of the timed '
-                            'amortized HVI / AVO steps (100: the default; one set of rows each).')
+_WIDTHS = flags.DEFINE_list('transition_widths', [str(networks.Architecture.transition_hidden)],
+                            'Units per transition of the timed amortized HVI / AVO steps '
+                            '(default: the library\'s; one set of rows each).')
 _ROUNDS = flags.DEFINE_integer('rounds', 7, 'Interleaved timing rounds of the amortized HVI / '
                                'AVO steps (--min_seconds each).')
 _IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (its defaults and the earlier ones).')

@@ -7,6 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from avi import config as config_lib
 from avi import distributions as dist
 from avi import methods
 from avi import models
@@ -141,6 +142,11 @@ def test_from_config_reads_the_model_fields():
   config.architecture = 'huge'
   with pytest.raises(ValueError, match="unknown architecture 'huge'"):
     models.from_config(config, x)
+
+
+def test_the_configs_transition_width_is_the_architectures_default():
+  """One default width, 100 units (docs/avo.md, "Transition width")."""
+  assert config_lib.get_config().hvi.hidden == networks.Architecture.transition_hidden == 100
 
 
 @pytest.mark.parametrize('method, num_transitions, k', [
