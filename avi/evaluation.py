@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from avi import bounds
 from avi import distributions as dist
@@ -72,9 +73,16 @@ def evaluate_dataset(log_weights_fn: LogWeightsFn, data: np.ndarray, key: jax.Ar
   estimate = jax.jit(functools.partial(
       chunked_estimates, log_weights_fn, num_samples=num_samples, chunk_size=chunk_size,
       iwae_ks=tuple(iwae_ks)))
-  num = len(data)
+  return _over_batches(estimate, data, key, batch_size, sharding)
+
+
+def _over_batches(estimate: Callable[[jax.Array, jax.Array], dict[str, jax.Array]],
+                  data: np.ndarray, key: jax.Array, batch_size: int,
+                  sharding) -> dict[str, np.ndarray]:
+  """`estimate(batch [batch_size, P], key) -> {name: [batch_size]}` over `data` `[N, P]`,
+  as `evaluate_dataset` describes, with the inference gap log p(x) - ELBO added."""
   results = []
-  for i, start in enumerate(range(0, num, batch_size)):
+  for i, start in enumerate(range(0, len(data), batch_size)):
     batch = np.asarray(data[start:start + batch_size], np.float32)
     valid = len(batch)
     if valid < batch_size:
@@ -100,14 +108,14 @@ def mean_and_stderr(values: np.ndarray) -> dict[str, float]:
 def encoder_statistics(encode_fn: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
                        data: np.ndarray, batch_size: int = 1000,
                        threshold: float = 0.01) -> dict[str, float]:
-  """Mean KL(q(z | x) || N(0, I)) and active units over `data` `[N, P]`.
+  """Mean KL(q(z | x) || N(0, I)) and active units over `data` `[N, P]`; `encode_fn`
+  maps a batch to q(z | x)'s (mean, scale) (jit it: it is called per batch as given).
 
   A unit d is active when Cov_x(E_q[z_d | x]) > threshold (Burda et al. 2016, Sec. 5.2).
   """
-  encode = jax.jit(encode_fn)
   means, kls = [], []
   for start in range(0, len(data), batch_size):
-    mean, scale = encode(jnp.asarray(data[start:start + batch_size], jnp.float32))
+    mean, scale = encode_fn(jnp.asarray(data[start:start + batch_size], jnp.float32))
     means.append(np.asarray(mean, np.float64))
     kls.append(np.asarray(dist.diag_gaussian_kl_to_standard(mean, scale)))
   means = np.concatenate(means)
@@ -123,6 +131,21 @@ def usable_iwae_ks(iwae_ks: Sequence[int], num_samples: int, chunk_size: int) ->
   return tuple(k for k in iwae_ks if chunk % k == 0)
 
 
+# The model is static and its params an argument, so one compiled program per model, settings
+# and batch shape serves every split, periodic evaluation and checkpoint of a run.
+@functools.partial(jax.jit, static_argnames=('model', 'num_samples', 'chunk_size', 'iwae_ks'))
+def _model_estimates(model, params, x: jax.Array, key: jax.Array, num_samples: int,
+                     chunk_size: int, iwae_ks: tuple[int, ...]) -> dict[str, jax.Array]:
+  def log_weights_fn(k, xx, n):
+    return model.log_weights(params, xx, k, n)[0]
+  return chunked_estimates(log_weights_fn, x, key, num_samples, chunk_size, iwae_ks)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encoder_moments(model, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  return model.encode(params, x)[:2]
+
+
 def evaluate_model(model, params, data: np.ndarray, key: jax.Array, num_samples: int = 5000,
                    batch_size: int = 100, chunk_size: int = 500, iwae_ks: Sequence[int] = (),
                    sharding=None) -> dict:
@@ -130,15 +153,16 @@ def evaluate_model(model, params, data: np.ndarray, key: jax.Array, num_samples:
   (KL to the prior and active units of q_0) plus per-example arrays.
 
   Bounds L_k whose k does not divide min(chunk_size, num_samples) are left out.
+  With `sharding` (a `NamedSharding` of the batch) the params are replicated over its mesh.
   """
-
-  def log_weights_fn(k, x, n):
-    return model.log_weights(params, x, k, n)[0]
-
-  per_example = evaluate_dataset(log_weights_fn, data, key, num_samples, batch_size, chunk_size,
-                                 usable_iwae_ks(iwae_ks, num_samples, chunk_size), sharding)
+  ks = usable_iwae_ks(iwae_ks, num_samples, chunk_size)
+  if sharding is not None:
+    params = jax.device_put(params, jax.sharding.NamedSharding(sharding.mesh, P()))
+  per_example = _over_batches(
+      lambda x, k: _model_estimates(model, params, x, k, num_samples, chunk_size, ks),
+      data, key, batch_size, sharding)
   summary = {name: mean_and_stderr(v) for name, v in per_example.items()}
-  summary.update(encoder_statistics(lambda x: model.encode(params, x)[:2], data))
+  summary.update(encoder_statistics(functools.partial(_encoder_moments, model, params), data))
   summary['num_samples'] = num_samples
   return {'summary': summary, 'per_example': per_example}
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from avi import bounds
+from avi import distributions as dist
 from avi import evaluation
 from avi import models
 from avi import networks
@@ -92,6 +93,28 @@ def test_evaluate_model_report():
   assert s['elbo']['mean'] < s['iwae5']['mean'] < s['log_px']['mean']
   assert s['inference_gap']['mean'] > 0
 
+
+
+def test_evaluate_model_compiles_once_for_new_params_and_splits():
+  """Params are an argument of the compiled evaluator, not constants baked into it: a new
+  checkpoint or another split of the same shape reuses the program, and its estimates are
+  those of `evaluate_dataset` with the params closed over."""
+  x = (np.random.default_rng(0).random((30, 16)) < 0.4).astype(np.float32)
+  model, params = models.init_vae(jax.random.key(0), networks.Architecture((8,), 3), x)
+  other = jax.tree.map(lambda p: p + 0.1, params)
+  settings = {'num_samples': 40, 'batch_size': 8, 'chunk_size': 20}
+  evaluation.evaluate_model(model, params, x, jax.random.key(1), **settings)
+  compiled = evaluation._model_estimates._cache_size()
+  report = evaluation.evaluate_model(model, other, x[:12], jax.random.key(2), **settings)
+  assert evaluation._model_estimates._cache_size() == compiled
+  expected = evaluation.evaluate_dataset(
+      lambda k, xx, n: model.log_weights(other, xx, k, n)[0], x[:12], jax.random.key(2),
+      **settings)
+  for name in ('log_px', 'elbo', 'inference_gap'):
+    np.testing.assert_allclose(report['per_example'][name], expected[name], rtol=1e-5)
+  moments = model.encode(other, jnp.asarray(x[:12]))[:2]
+  assert report['summary']['kl_to_prior'] == pytest.approx(float(jnp.mean(
+      dist.diag_gaussian_kl_to_standard(*moments))), rel=1e-5)
 
 def test_evaluator_memory_does_not_grow_with_k():
   """The compiled evaluator holds one `[chunk, B]` chunk whatever K (online log-sum-exp)."""
