@@ -352,8 +352,8 @@ print(json.dumps(out))
 """
   import tempfile  # pylint: disable=g-import-not-at-top
   tmp = tempfile.mkdtemp()
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             JAX_PLATFORMS='cpu')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=os.environ.get('XLA_FLAGS', '')
+             + ' --xla_force_host_platform_device_count=4')  # keeps conftest's flags
   proc = subprocess.run([sys.executable, '-c', script.format(tests=os.path.join(ROOT, 'tests'),
                                                              tmp=tmp + '/run')],
                         capture_output=True, text=True, env=env, cwd=ROOT, check=False)
