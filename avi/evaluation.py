@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from avi import bounds
 from avi import distributions as dist
@@ -157,7 +157,7 @@ def evaluate_model(model, params, data: np.ndarray, key: jax.Array, num_samples:
   """
   ks = usable_iwae_ks(iwae_ks, num_samples, chunk_size)
   if sharding is not None:
-    params = jax.device_put(params, jax.sharding.NamedSharding(sharding.mesh, P()))
+    params = jax.device_put(params, NamedSharding(sharding.mesh, P()))
   per_example = _over_batches(
       lambda x, k: _model_estimates(model, params, x, k, num_samples, chunk_size, ks),
       data, key, batch_size, sharding)

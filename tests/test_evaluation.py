@@ -94,7 +94,6 @@ def test_evaluate_model_report():
   assert s['inference_gap']['mean'] > 0
 
 
-
 def test_evaluate_model_compiles_once_for_new_params_and_splits():
   """Params are an argument of the compiled evaluator, not constants baked into it: a new
   checkpoint or another split of the same shape reuses the program, and its estimates are
@@ -115,6 +114,7 @@ def test_evaluate_model_compiles_once_for_new_params_and_splits():
   moments = model.encode(other, jnp.asarray(x[:12]))[:2]
   assert report['summary']['kl_to_prior'] == pytest.approx(float(jnp.mean(
       dist.diag_gaussian_kl_to_standard(*moments))), rel=1e-5)
+
 
 def test_evaluator_memory_does_not_grow_with_k():
   """The compiled evaluator holds one `[chunk, B]` chunk whatever K (online log-sum-exp)."""
