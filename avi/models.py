@@ -70,6 +70,32 @@ class LatentVariableModel:
     """The T refinement transitions from z_0 `[K, B, D]` (only when num_transitions > 0)."""
     raise NotImplementedError(f'{type(self).__name__} has no refinement transitions')
 
+  def backward_log_weights(self, params, z_T: jax.Array, context: jax.Array, key: jax.Array,
+                           num_chains: int, log_q0_fn) -> jax.Array:
+    """log q(z_0..z_T) - log r(z_0..z_{T-1} | z_T) of `num_chains` backward chains from z_T
+    `[B, D]`, `[num_chains, B]` (`hvi.backward_log_weights`; only when num_transitions > 0)."""
+    raise NotImplementedError(f'{type(self).__name__} has no refinement transitions')
+
+  def log_marginal_q(self, params, x: jax.Array, z: jax.Array, key: jax.Array,
+                     num_chains: int) -> jax.Array:
+    """log q_T(z | x) of particles z `[K, B, D]`, `[K, B]`: exact at T = 0; with transitions
+    the log-mean of `num_chains` backward-chain weights per particle (Huang et al. 2018,
+    App. C), biased low and tight as num_chains grows."""
+    if num_chains < 1:
+      raise ValueError(f'num_chains must be >= 1, got {num_chains}')
+    mean, scale, context = self.encode(params, x)
+    if not self.num_transitions:
+      return dist.diag_gaussian_log_prob(z, mean, scale)
+
+    def log_q0(z0):
+      return dist.diag_gaussian_log_prob(z0, mean, scale)
+
+    def one_particle(args):  # chains [M, B, D] per particle, not [M, K, B, D] at once
+      z_k, key_k = args
+      log_w = self.backward_log_weights(params, z_k, context, key_k, num_chains, log_q0)
+      return jax.nn.logsumexp(log_w, axis=0) - math.log(num_chains)
+    return jax.lax.map(one_particle, (z, jax.random.split(key, z.shape[0])))
+
   def propose(self, params, x: jax.Array, key: jax.Array, num_samples: int,
               x_encoder: Optional[jax.Array] = None, stop_q_grad: bool = False,
               cut_gradients: bool = False) -> Proposal:
@@ -218,6 +244,10 @@ class BernoulliVAE(LatentVariableModel):
 
   def refine(self, params, z0, context, key, cut_gradients=False):
     return self.module.apply(params, z0, context, key, cut_gradients, method='refine')
+
+  def backward_log_weights(self, params, z_T, context, key, num_chains, log_q0_fn):
+    return self.module.apply(params, z_T, context, key, num_chains, log_q0_fn,
+                             method='backward_log_weights')
 
 
 def init_vae(key: jax.Array, arch: networks.Architecture, train_x: np.ndarray,

@@ -178,6 +178,12 @@ class VAE(nn.Module):
     return hvi.sample_chain(self._transition_op(), self.transitions, z0, key, context,
                             cut_gradients)
 
+  def backward_log_weights(self, z_T: jax.Array, context: jax.Array, key: jax.Array,
+                           num_chains: int, log_q0_fn) -> jax.Array:
+    """`hvi.backward_log_weights` of the transitions from z_T `[B, D]`: `[num_chains, B]`."""
+    return hvi.backward_log_weights(self._transition_op(), self.transitions, z_T, key,
+                                    num_chains, log_q0_fn, context)
+
   def decode(self, z: jax.Array) -> jax.Array:
     return self.decoder(z)
 

@@ -260,6 +260,12 @@ def test_avo_amortized_binary(tiny_npz, tmp_path):
   assert settings['warmup']['steps'] > 0
   assert (settings['hvi']['init_scale'], settings['hvi']['min_scale']) == (0.1, 0.05)
   assert (settings['hvi']['hidden'], settings['hvi']['decoder_steps']) == (16, 'elbo')
+  out = run('experiments.evaluate', f'--workdir={tmp_path}/hvi_avo_0.5', '--k=10',
+            '--marginal_chains=5', '--marginal_particles=3', '--marginal_points=8').stdout
+  assert 'test, first 8 points: ELBO' in out and 'auxiliary gap' in out
+  gaps = json.load(open(tmp_path / 'hvi_avo_0.5' / 'evaluation_k10.json'))['marginal']['test']
+  assert gaps['auxiliary_gap']['num'] == 8 and gaps['num_chains'] == 5
+  assert gaps['elbo']['mean'] < gaps['marginal_elbo']['mean']
   proc = run('experiments.avo_amortized', f'--workdir={tmp_path}/bad', f'--dataset={tiny_npz}',
              '--models=hvi_avo_1.5', check=False)
   assert proc.returncode != 0 and 'avo_a' in proc.stderr
