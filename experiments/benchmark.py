@@ -54,6 +54,8 @@ _AVO = flags.DEFINE_bool('avo', True, 'Also time toy HVI fitting and amortized H
 _WIDTHS = flags.DEFINE_list('transition_widths', [str(networks.Architecture.transition_hidden)],
                             'Units per transition of the timed amortized HVI / AVO steps '
                             '(default: the library\'s; one set of rows each).')
+_TRANSITIONS = flags.DEFINE_integer('num_transitions', 5, 'T of the timed amortized HVI / AVO '
+                                    'steps (Table 1a of Huang et al. 2018: 5).')
 _ROUNDS = flags.DEFINE_integer('rounds', 7, 'Interleaved timing rounds of the amortized HVI / '
                                'AVO steps (--min_seconds each).')
 _IW_SVI = flags.DEFINE_bool('iw_svi', True, 'Also time IW-SVI (its defaults and the earlier ones).')
@@ -215,20 +217,20 @@ AMORTIZED_STEPS = (('vae', 'vae', 0.0, 'all', False),
 def amortized_rows(vae, hvi_models: dict, peak: float, seconds_per_round: float,
                    rounds: int) -> list[dict]:
   """The loop's VAE, HVI ELBO and AVO steps at batch 100, M = 1 (each `model, params, x`;
-  `hvi_models` by transition width, each row's `transition_hidden`).
+  `hvi_models` by transition width, each row's `transition_hidden` and `num_transitions`).
 
   Timed in interleaved rounds (`interleaved_medians`): `step_seconds` is the median over
   rounds, `ratio_to_vae` the median of the same round's ratio and `ratio_range` its
   range. a = 0 and a = 1 time the two kinds of hvi_avo step apart: with probability a
   a step costs a * AVO + (1 - a) * ELBO.
   """
-  calls, flops, widths = {}, {}, {}
+  calls, flops, widths, depths = {}, {}, {}, {}
   steps = [(name, *rest, None) for name, *rest, transitions in AMORTIZED_STEPS if not transitions]
   steps += [(name if len(hvi_models) == 1 else f'{name}, {width}-unit transitions', *rest, width)
             for width in hvi_models for name, *rest, transitions in AMORTIZED_STEPS if transitions]
   for name, method, a, decoder_steps, width in steps:
     model, params, x = vae if width is None else hvi_models[width]
-    widths[name] = width
+    widths[name], depths[name] = width, model.num_transitions
     config = config_lib.get_config()
     config.k, config.num_samples, config.hvi.avo_a = 1, 1, a
     config.hvi.decoder_steps = decoder_steps
@@ -240,6 +242,7 @@ def amortized_rows(vae, hvi_models: dict, peak: float, seconds_per_round: float,
   for name, s in seconds.items():
     ratio = s / seconds['vae']
     rows.append({'method': name, 'transition_hidden': widths[name],
+                 'num_transitions': depths[name],
                  'step_seconds': float(np.median(s)),
                  'round_seconds': s.tolist(), 'ratio_to_vae': float(np.median(ratio)),
                  'ratio_range': [float(ratio.min()), float(ratio.max())],
@@ -448,12 +451,14 @@ def main(argv):
       print(f'toy HVI-{r["objective"].upper()} (T=10, batch 64): '
             f'{r["steps_per_second"]:.0f} steps/s')
     vae = make_model(np.random.default_rng(0), 'avo')
-    hvi_models = {int(w): make_model(np.random.default_rng(0), 'avo', 5, int(w))
+    hvi_models = {int(w): make_model(np.random.default_rng(0), 'avo', _TRANSITIONS.value,
+                                     int(w))
                   for w in _WIDTHS.value}
     out['avo_amortized'] = amortized_rows(vae, hvi_models, peak, _MIN_SECONDS.value,
                                           _ROUNDS.value)
-    print(f'| amortized step (avo preset, T=5, batch 100, M=1; {_ROUNDS.value} interleaved '
-          'rounds) | ms | ratio to VAE (range over rounds) | FLOPs ratio | fraction of peak |')
+    print(f'| amortized step (avo preset, T={_TRANSITIONS.value}, batch 100, M=1; '
+          f'{_ROUNDS.value} interleaved rounds) | ms | ratio to VAE (range over rounds) | '
+          'FLOPs ratio | fraction of peak |')
     print('|---|---|---|---|---|')
     for r in out['avo_amortized']:
       print(f'| {r["method"]} | {1e3 * r["step_seconds"]:.1f} | {r["ratio_to_vae"]:.2f} '

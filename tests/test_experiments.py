@@ -308,7 +308,8 @@ def test_interleaved_medians_times_every_call_in_every_round():
 def test_benchmark_binary(tmp_path):
   run('experiments.benchmark', f'--json={tmp_path / "bench.json"}', '--batch_sizes=20',
       '--ks=1', '--eval_k=20', '--eval_points=20', '--min_seconds=0.01', '--nosnr', '--norem',
-      '--noiw_svi', '--memory_ks=5', '--rounds=1', '--transition_widths=300,30')
+      '--noiw_svi', '--memory_ks=5', '--rounds=1', '--transition_widths=30,10',
+      '--num_transitions=2')
   bench = json.load(open(tmp_path / 'bench.json'))
   assert [(m['k'], m['chunk_rows']) for m in bench['memory']] == [(5, 0), (5, 1000)]
   assert bench['train'] and all(r['step_seconds'] > 0 for r in bench['train'])
@@ -316,8 +317,9 @@ def test_benchmark_binary(tmp_path):
   rows = {r['method']: r for r in bench['avo_amortized']}
   assert rows['vae']['transition_hidden'] is None and rows['vae']['ratio_to_vae'] == 1.0
   for step in ('hvi (ELBO step)', 'hvi_avo (AVO step)'):
-    wide, narrow = rows[f'{step}, 300-unit transitions'], rows[f'{step}, 30-unit transitions']
-    assert (wide['transition_hidden'], narrow['transition_hidden']) == (300, 30)
+    wide, narrow = rows[f'{step}, 30-unit transitions'], rows[f'{step}, 10-unit transitions']
+    assert (wide['transition_hidden'], narrow['transition_hidden']) == (30, 10)
+    assert wide['num_transitions'] == narrow['num_transitions'] == 2
     # Narrower transitions: fewer FLOPs, still more than the VAE's.
     assert 1.0 < narrow['flops_ratio_to_vae'] < wide['flops_ratio_to_vae']
 
