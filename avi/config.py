@@ -26,8 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
       'start': 'identity',  # the transitions' map at init: identity | stationary (hvi.Refinement)
       'init_scale': 0.01,  # their std at init (plus the floor)
       'min_scale': 1e-3,  # a floor on their std (the noise model needs 0.05 for a stable AVO)
-      'context_rank': 32,  # rank of the context -> conditional-head maps (0 = full: slower
-                           # and 1.2-3.0 nats worse on MNIST; docs/avo.md)
+      'context_rank': 32,  # rank of the context -> conditional-head maps (0 = full: slower,
+                           # and 1.2-3.0 nats worse on MNIST at learning rate 1e-3; docs/avo.md)
       'decoder_steps': 'all',  # hvi_avo: decoder and q_0 learn in all steps, or 'elbo' steps only
   })
   # Deterministic warm-up (vae, iwae, hvi_avo): beta on log p(z) - log q rises linearly

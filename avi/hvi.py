@@ -102,7 +102,8 @@ class Refinement(nn.Module):
   # > 0: the context enters through a linear projection to this many features, i.e. each
   # conditional head's [C, F] kernel is factored through rank `context_rank`. At full
   # rank the heads of a 300-unit context cost twice the MLP VAE's FLOPs (T = 5), and on
-  # MNIST they train worse models than rank 32 (docs/avo.md, "The context's rank").
+  # MNIST they train worse models than rank 32 at learning rate 1e-3 (their context weights
+  # move too fast under Adam; docs/avo.md, "The context's rank").
   context_rank: int = 0
   # A floor on sigma: with beta-annealing (beta << 1) a near-deterministic forward and a
   # sharpening backward transition send log q_t and log r_t to +inf together (inf - inf).
