@@ -145,6 +145,10 @@ class LatentVariableModel:
     raise ValueError(f'parameter {"/".join(path)} belongs to no declared group of '
                      f'{type(self).__name__} (groups: {", ".join(self.groups)})')
 
+  def group_tree(self, params):
+    """A tree shaped like `params` holding each parameter's group name."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: self.group_of(_keys(path)), params)
+
   def selects(self, group: str, selector) -> bool:
     """Whether `selector` (a group name, a role, or a tuple of those) names `group`."""
     if isinstance(selector, tuple):

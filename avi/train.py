@@ -77,10 +77,23 @@ def shard_batch(batch: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
   return jax.make_array_from_process_local_data(sharding, local, batch.shape)
 
 
-def make_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(config, steps_per_epoch: int, total_steps: int,
+                   groups=None) -> optax.GradientTransformation:
+  """Adam on the config's schedule. With `hvi.learning_rate_scale` != 1 the transitions (the
+  `forward` and `backward` groups of `groups`, e.g. `model.group_tree(params)`) step at that
+  multiple of the rate."""
   schedule = schedules.make_schedule(config.schedule, config.learning_rate, steps_per_epoch,
                                      total_steps)
-  return optax.adam(schedule, b1=0.9, b2=0.999, eps=config.adam_eps)
+  adam = lambda rate: optax.adam(rate, b1=0.9, b2=0.999, eps=config.adam_eps)
+  scale = config.hvi.learning_rate_scale
+  if scale == 1.0:
+    return adam(schedule)
+  if groups is None:
+    raise ValueError('hvi.learning_rate_scale needs the parameter groups')
+  labels = jax.tree.map(lambda g: 'transitions' if g in ('forward', 'backward') else 'rest',
+                        groups)
+  return optax.multi_transform(
+      {'transitions': adam(lambda step: scale * schedule(step)), 'rest': adam(schedule)}, labels)
 
 
 def make_train_step(loss_fn: methods.LossFn, tx: optax.GradientTransformation,
@@ -129,6 +142,11 @@ def _check_config(config) -> None:
       raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
   if config.learning_rate <= 0:
     raise ValueError(f'learning_rate must be > 0, got {config.learning_rate}')
+  if config.hvi.learning_rate_scale <= 0:
+    raise ValueError(f'hvi.learning_rate_scale must be > 0, got {config.hvi.learning_rate_scale}')
+  if config.hvi.learning_rate_scale != 1.0 and not config.hvi.num_transitions:
+    raise ValueError('hvi.learning_rate_scale scales the transitions\' learning rate; '
+                     'set hvi.num_transitions > 0')
   if config.early_stopping.patience and not 0 < config.eval_every_epochs <= config.epochs:
     raise ValueError('early_stopping.patience needs the periodic valid log-likelihood: set '
                      '0 < eval_every_epochs <= epochs')
@@ -203,7 +221,7 @@ def setup(config, dataset: Optional[data_lib.Dataset] = None) -> Setup:
   loss_fn = methods.build(config.method, model, config)
   steps_per_epoch = len(train_x) // config.batch_size
   total_steps = config.epochs * steps_per_epoch
-  tx = make_optimizer(config, steps_per_epoch, total_steps)
+  tx = make_optimizer(config, steps_per_epoch, total_steps, model.group_tree(params))
   return Setup(dataset, model, params, loss_fn, tx, steps_per_epoch, total_steps)
 
 

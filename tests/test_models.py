@@ -37,6 +37,11 @@ def test_groups_cover_every_parameter_and_norms_are_per_group():
               'forward': p['transitions']['forward'], 'backward': p['transitions']['backward']}
   for name, subtree in expected.items():
     np.testing.assert_allclose(norms[name], np.sqrt(_flat(subtree).size), rtol=1e-6)
+  labels = model.group_tree(params)['params']
+  for name, subtree in {'decoder': labels['decoder'], 'encoder': labels['encoder'],
+                        'forward': labels['transitions']['forward'],
+                        'backward': labels['transitions']['backward']}.items():
+    assert set(jax.tree.leaves(subtree)) == {name}
 
 
 @pytest.mark.parametrize('selector, trained', [

@@ -13,6 +13,8 @@ from avi import config as config_lib
 from avi import data
 from avi import iw_svi
 from avi import methods
+from avi import models
+from avi import networks
 from avi import reporting
 from avi import schedules
 from avi import train
@@ -39,6 +41,35 @@ def tiny_config(**overrides):
   for name, value in overrides.items():
     config_lib.set_field(c, config_lib.ALIASES.get(name, name), value)
   return c
+
+
+@pytest.mark.parametrize('schedule', ['constant', 'cosine'])
+def test_the_transitions_learning_rate_scale_scales_their_steps_only(schedule):
+  """On the same gradients, the transitions take the steps of Adam at scale x the rate (Adam's
+  step is linear in the rate) and every other group those of the unscaled Adam."""
+  x = tiny_dataset().splits['train']
+  arch = networks.Architecture((8,), 2, num_transitions=2, transition_hidden=8)
+  model, params = models.init_vae(jax.random.key(0), arch, x)
+  config = tiny_config(schedule=schedule)
+  plain = train.make_optimizer(config, 10, 30)
+  config.hvi.learning_rate_scale = 3.0
+  groups = model.group_tree(params)
+  scaled = train.make_optimizer(config, 10, 30, groups)
+  with pytest.raises(ValueError, match='needs the parameter groups'):
+    train.make_optimizer(config, 10, 30)
+  plain_state, scaled_state = plain.init(params), scaled.init(params)
+  moved = set()
+  for step in range(5):  # gradients that change from step to step, whatever the params
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(step), len(leaves))
+    grads = treedef.unflatten([jax.random.normal(k, p.shape) for k, p in zip(keys, leaves)])
+    expected, plain_state = plain.update(grads, plain_state, params)
+    updates, scaled_state = scaled.update(grads, scaled_state, params)
+    for u, e, group in zip(*map(jax.tree.leaves, (updates, expected, groups))):
+      factor = 3.0 if group in ('forward', 'backward') else 1.0
+      np.testing.assert_allclose(u, factor * e, rtol=1e-5, atol=1e-9, err_msg=group)
+      moved.add(group)
+  assert moved == {'decoder', 'encoder', 'forward', 'backward'}
 
 
 def test_burda_schedule():
@@ -282,6 +313,8 @@ def test_checkpoints_by_wall_time_replace_the_per_epoch_default(tmp_path, second
     ('k', 0, 'k must be an integer >= 1'), ('batch_size', 0, 'batch_size must be'),
     ('method', 'elbo2', "unknown method 'elbo2'"), ('architecture', 'big', 'unknown architecture'),
     ('batch_size', 500, 'exceeds the 120 train examples'),
+    ('hvi.learning_rate_scale', 0.0, 'hvi.learning_rate_scale must be > 0'),
+    ('hvi.learning_rate_scale', 2.0, 'set hvi.num_transitions > 0'),
 ])
 def test_bad_config(tmp_path, field, value, message):
   with pytest.raises(ValueError, match=message):
