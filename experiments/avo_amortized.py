@@ -41,6 +41,9 @@ _HIDDEN = flags.DEFINE_integer('transition_hidden', config_lib.get_config().hvi.
 _DECODER_STEPS = flags.DEFINE_enum('decoder_steps', 'all', ['all', 'elbo'],
                                    'HVI-AVO: the decoder and q_0 learn in all steps or in ELBO '
                                    'steps only (config.hvi.decoder_steps).')
+_TRANSITION_LR = flags.DEFINE_float('transition_lr_scale', 1.0, 'HVI: the transitions\' '
+                                    'learning rate over --learning_rate '
+                                    '(config.hvi.learning_rate_scale).')
 _EPOCHS = flags.DEFINE_integer('epochs', 10, 'Epochs.')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
@@ -88,6 +91,8 @@ def run_config(model: str):
   c.hvi.hidden, c.hvi.init_scale, c.hvi.min_scale = (_HIDDEN.value, _INIT_SCALE.value,
                                                      _MIN_SCALE.value)
   c.hvi.decoder_steps = _DECODER_STEPS.value
+  if c.hvi.num_transitions:
+    c.hvi.learning_rate_scale = _TRANSITION_LR.value
   c.eval_every_epochs, c.early_stopping.patience = _EVAL_EVERY.value, _PATIENCE.value
   c.checkpoint_every_seconds = 60.
   if _VALID_K.value:  # train and valid are scored once, with K = --valid_k
@@ -128,7 +133,8 @@ def main(argv):
   for config in configs.values():
     config.warmup.steps = _WARMUP.value * (len(dataset.splits['train']) // config.batch_size)
   out = {'settings': {name: flags.FLAGS[name].value for name in (
-      'dataset', 'models', 'num_transitions', 'transition_hidden', 'decoder_steps', 'epochs',
+      'dataset', 'models', 'num_transitions', 'transition_hidden', 'transition_lr_scale',
+      'decoder_steps', 'epochs',
       'batch_size', 'learning_rate', 'seed', 'eval_k', 'valid_k', 'warmup_epochs', 'train_subset',
       'init_scale', 'min_scale', 'eval_every_epochs', 'patience')}, 'table': {}, 'paper': PAPER}
   lines = ['| model | ' + ' | '.join(COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']

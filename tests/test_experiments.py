@@ -249,7 +249,8 @@ def test_avo_amortized_binary(tiny_npz, tmp_path):
             '--models=hvi_avo_0.5', '--num_transitions=2', '--epochs=1', '--eval_k=10',
             '--valid_k=4', '--warmup_epochs=1', '--train_subset=40', '--eval_every_epochs=1',
             '--patience=2', '--init_scale=0.1', '--min_scale=0.05',
-            '--transition_hidden=16', '--decoder_steps=elbo').stdout
+            '--transition_hidden=16', '--decoder_steps=elbo',
+            '--transition_lr_scale=0.3').stdout
   assert '| hvi_avo_0.5 |' in out  # the table's columns: test_tables
   table = json.load(open(tmp_path / 'results.json'))['table']
   assert set(table) == {'hvi_avo_0.5'}
@@ -260,6 +261,7 @@ def test_avo_amortized_binary(tiny_npz, tmp_path):
   assert settings['warmup']['steps'] > 0
   assert (settings['hvi']['init_scale'], settings['hvi']['min_scale']) == (0.1, 0.05)
   assert (settings['hvi']['hidden'], settings['hvi']['decoder_steps']) == (16, 'elbo')
+  assert settings['hvi']['learning_rate_scale'] == 0.3
   out = run('experiments.evaluate', f'--workdir={tmp_path}/hvi_avo_0.5', '--k=10',
             '--marginal_chains=5', '--marginal_particles=3', '--marginal_points=8').stdout
   assert 'test, first 8 points: ELBO' in out and 'auxiliary gap' in out
