@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
                            # and 1.2-3.0 nats worse on MNIST at learning rate 1e-3; docs/avo.md)
       'decoder_steps': 'all',  # hvi_avo: decoder and q_0 learn in all steps, or 'elbo' steps only
       'learning_rate_scale': 1.0,  # the transitions' learning rate over `learning_rate` (0.3:
-                                   # HVI +0.2-0.5 nats on MNIST, HVI-AVO +-0.3; docs/avo.md)
+                                   # HVI +0.2-0.5 nats on MNIST, HVI-AVO +0.15 over 3 seeds; docs/avo.md)
   })
   # Deterministic warm-up (vae, iwae, hvi_avo): beta on log p(z) - log q rises linearly
   # from beta0 to 1 over the first `steps` steps (`methods.warmup_beta`); 0 steps = off.
