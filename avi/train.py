@@ -92,6 +92,8 @@ def make_optimizer(config, steps_per_epoch: int, total_steps: int,
     raise ValueError('hvi.learning_rate_scale needs the parameter groups')
   labels = jax.tree.map(lambda g: 'transitions' if g in ('forward', 'backward') else 'rest',
                         groups)
+  if 'transitions' not in jax.tree.leaves(labels):
+    raise ValueError('hvi.learning_rate_scale: the model declares no forward or backward group')
   return optax.multi_transform(
       {'transitions': adam(lambda step: scale * schedule(step)), 'rest': adam(schedule)}, labels)
 

@@ -57,6 +57,8 @@ def test_the_transitions_learning_rate_scale_scales_their_steps_only(schedule):
   scaled = train.make_optimizer(config, 10, 30, groups)
   with pytest.raises(ValueError, match='needs the parameter groups'):
     train.make_optimizer(config, 10, 30)
+  with pytest.raises(ValueError, match='declares no forward or backward group'):
+    train.make_optimizer(config, 10, 30, {'w': 'decoder'})
   plain_state, scaled_state = plain.init(params), scaled.init(params)
   moved = set()
   for step in range(5):  # gradients that change from step to step, whatever the params
