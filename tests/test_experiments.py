@@ -324,6 +324,14 @@ def test_benchmark_binary(tmp_path):
     assert wide['num_transitions'] == narrow['num_transitions'] == 2
     # Narrower transitions: fewer FLOPs, still more than the VAE's.
     assert 1.0 < narrow['flops_ratio_to_vae'] < wide['flops_ratio_to_vae']
+  # The AVO step's floor adds the ELBO's encoder and decoder work to eq. 4 alone, and the
+  # step itself, which shares less, is at or above it.
+  for width in (30, 10):
+    floor = bench['avo_flops_floor'][str(width)]
+    assert 0.0 < floor['decoder_input_grad'] < floor['vae_forward'] < 1.0
+    ablation = rows[f"hvi_avo (AVO step, decoder_steps='elbo'), {width}-unit transitions"]
+    avo_step = rows[f'hvi_avo (AVO step), {width}-unit transitions']
+    assert ablation['flops_ratio_to_vae'] < floor['floor'] <= avo_step['flops_ratio_to_vae']
 
 
 @pytest.mark.slow
