@@ -29,8 +29,8 @@ def get_config() -> ml_collections.ConfigDict:
       'context_rank': 32,  # rank of the context -> conditional-head maps (0 = full: slower,
                            # and 1.2-3.0 nats worse on MNIST at learning rate 1e-3; docs/avo.md)
       'decoder_steps': 'all',  # hvi_avo: decoder and q_0 learn in all steps, or 'elbo' steps only
-      # The transitions' learning rate over `learning_rate` (0.3 on MNIST: HVI +0.2-0.5 nats,
-      # HVI-AVO +0.16 on average over 5 seeds; docs/avo.md).
+      # The transitions' learning rate over `learning_rate` (0.3 on MNIST: HVI +0.2-0.6 nats
+      # on 4 seeds; HVI-AVO gains on some seeds, loses on others; docs/avo.md).
       'learning_rate_scale': 1.0,
   })
   # Deterministic warm-up (vae, iwae, hvi_avo): beta on log p(z) - log q rises linearly
