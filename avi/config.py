@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
                            # and 1.2-3.0 nats worse on MNIST at learning rate 1e-3; docs/avo.md)
       'decoder_steps': 'all',  # hvi_avo: decoder and q_0 learn in all steps, or 'elbo' steps only
       # The transitions' learning rate over `learning_rate` (0.3 on MNIST: HVI +0.2-0.6 nats
-      # on 4 seeds; HVI-AVO gains on some seeds, loses on others; docs/avo.md).
+      # and ties the VAE at 80 epochs; HVI-AVO gains on some seeds, not all; docs/avo.md).
       'learning_rate_scale': 1.0,
   })
   # Deterministic warm-up (vae, iwae, hvi_avo): beta on log p(z) - log q rises linearly
