@@ -41,9 +41,9 @@ _HIDDEN = flags.DEFINE_integer('transition_hidden', config_lib.get_config().hvi.
 _DECODER_STEPS = flags.DEFINE_enum('decoder_steps', 'all', ['all', 'elbo'],
                                    'HVI-AVO: the decoder and q_0 learn in all steps or in ELBO '
                                    'steps only (config.hvi.decoder_steps).')
-_TRANSITION_LR = flags.DEFINE_float('transition_lr_scale', 1.0, 'HVI: the transitions\' '
-                                    'learning rate over --learning_rate '
-                                    '(config.hvi.learning_rate_scale).')
+_TRANSITION_LR = flags.DEFINE_float('transition_lr_scale', 1.0, 'HVI and HVI-AVO: the '
+                                    'transitions\' learning rate over --learning_rate '
+                                    '(config.hvi.learning_rate_scale; the VAE has none).')
 _EPOCHS = flags.DEFINE_integer('epochs', 10, 'Epochs.')
 _BATCH = flags.DEFINE_integer('batch_size', 100, 'Batch size.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
